@@ -1,0 +1,1 @@
+"""YAML data catalog shipped with glaviz (sensors, regions, sample datasets)."""

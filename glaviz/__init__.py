@@ -1,0 +1,48 @@
+"""glaviz: GlaViTU glacier mapping in Jupyter.
+
+The top-level namespace gathers the functions of the data flow; submodules are imported on first
+use so that ``import glaviz`` stays fast (PyTorch loads only when a model is needed).
+
+Examples
+--------
+>>> import glaviz
+>>> ds = glaviz.data.synthetic_scene(height=64, width=64, seed=0)
+>>> scaled = glaviz.scale(ds)
+>>> scaled.attrs["scaled"]
+1
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_LAZY = {
+    "load_catalog": "glaviz.catalog",
+    "fetch": "glaviz.data.fetch",
+    "open_scene": "glaviz.data.scene",
+    "group_array": "glaviz.data.scene",
+    "scale": "glaviz.data.scaling",
+    "slope": "glaviz.data.terrain",
+    "read_outlines": "glaviz.data.outlines",
+    "rasterize_outlines": "glaviz.data.outlines",
+    "synthetic_scene": "glaviz.data.synthetic",
+}
+_SUBMODULES = ("catalog", "data", "models")
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"glaviz.{name}")
+    raise AttributeError(f"module 'glaviz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
