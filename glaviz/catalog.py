@@ -365,11 +365,21 @@ def _parse_samples(path: Path, sensors: Mapping[str, SensorSpec], codes: tuple[s
         scene = entry.get("scene")
         if scene is not None:
             sw = f"{where}.scene"
-            _keys(scene, sw, required=("sensor",), optional=(*GROUPS, "outlines"))
+            _keys(
+                scene,
+                sw,
+                required=("sensor",),
+                optional=(*GROUPS, "outlines", "splits", "split_axis"),
+            )
             if scene["sensor"] not in sensors:
                 raise CatalogError(f"{sw}.sensor: unknown sensor {scene['sensor']!r}")
+            for name_, rng in (scene.get("splits") or {}).items():
+                if not (isinstance(rng, list) and len(rng) == 2 and 0 <= rng[0] < rng[1]):
+                    raise CatalogError(f"{sw}.splits.{name_}: expected [start, stop], got {rng!r}")
+            if scene.get("split_axis", "x") not in ("x", "y"):
+                raise CatalogError(f"{sw}.split_axis: must be 'x' or 'y'")
             for key, value in scene.items():
-                if key == "sensor":
+                if key in ("sensor", "splits", "split_axis"):
                     continue
                 for fname in [value] if isinstance(value, str) else value:
                     if fname not in files:

@@ -15,39 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from glaviz.catalog import load_catalog
-from glaviz.data import fetch, open_scene, rasterize_outlines, read_outlines, scale
+from glaviz.data import scale
+from glaviz.data.samples import sample_scene
 
-__all__ = ["load_sample_scene", "main"]
-
-
-def load_sample_scene(name: str = "everest_landsat7"):
-    """Open a catalog sample as a scene plus its reference mask and outlines.
-
-    Returns
-    -------
-    tuple
-        ``(scene, reference_mask, outlines)``: the unscaled scene Dataset, the rasterised
-        outlines (uint8 DataArray) and the outlines GeoDataFrame.
-
-    Examples
-    --------
-    >>> scene, mask, outlines = load_sample_scene()
-    >>> scene["optical"].shape[1:] == mask.shape
-    True
-    """
-    entry = load_catalog().samples[name]
-    if entry.scene is None:
-        raise ValueError(f"sample {name!r} has no scene description in the catalog")
-    files = fetch(name)
-    groups = {
-        key: [files[f] for f in ([v] if isinstance(v, str) else v)]
-        for key, v in entry.scene.items()
-        if key not in ("sensor", "outlines")
-    }
-    scene = open_scene(**groups, sensor=entry.scene["sensor"])
-    outlines = read_outlines(files[entry.scene["outlines"]])
-    mask = rasterize_outlines(outlines, like=scene)
-    return scene, mask, outlines
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -57,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", type=Path, default=Path("demo_output"))
     args = parser.parse_args(argv)
     info = load_catalog().samples[args.sample]
-    scene, mask, outlines = load_sample_scene(args.sample)
+    scene, mask, outlines = sample_scene(args.sample)
     scaled = scale(scene)
     valid = scaled["valid"].values
     optical = scaled["optical"].values

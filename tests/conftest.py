@@ -72,3 +72,18 @@ def write_raster(
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path
+
+
+@pytest.fixture()
+def benchmark_dir(tmp_path) -> Path:
+    """Tiny files in the benchmark HDF5 layout (tests/data/make_benchmark.py), written now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_benchmark", ROOT / "tests" / "data" / "make_benchmark.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "bench").mkdir()
+    module.make_benchmark(tmp_path / "bench")
+    return tmp_path / "bench"

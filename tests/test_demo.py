@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from glaviz.demo import load_sample_scene, main
+from glaviz.data.samples import sample_scene, sample_tiles
+from glaviz.demo import main
 
 
 def test_demo_summary(tmp_path, capsys):
@@ -17,8 +18,18 @@ def test_demo_summary(tmp_path, capsys):
     assert 0.0 <= lo < hi <= 1.0
 
 
-def test_load_sample_scene_aligns_mask():
-    scene, mask, outlines = load_sample_scene("everest_landsat7")
+def test_sample_tiles_follow_the_everest_protocol():
+    tiles = sample_tiles("everest_landsat7")
+    assert {k: t.shape for k, t in tiles.items()} == {
+        "train": (655, 420), "val": (655, 60), "test": (655, 320),
+    }  # fmt: skip
+    assert tiles["test"].region == "HMA" and tiles["train"].groups == ("optical",)
+    x_train_end = float(tiles["train"].scene.x[-1])
+    assert float(tiles["test"].scene.x[0]) > x_train_end
+
+
+def test_sample_scene_aligns_mask():
+    scene, mask, outlines = sample_scene("everest_landsat7")
     assert mask.shape == (scene.sizes["y"], scene.sizes["x"])
     assert mask.rio.crs == scene.rio.crs
     assert outlines["glacier_id"].str.startswith("RGI60-15").all()

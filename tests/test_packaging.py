@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +30,9 @@ def test_conda_environment_mirrors_pip_dependencies():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)}
     conda = {"torch" if n == "pytorch" else n for n in conda}
-    pip_deps = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"][
-        "dev"
-    ]
+    pip_deps = (
+        PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["dev"]
+    )
     missing = {_name(d) for d in pip_deps} - conda
     assert not missing, f"environment.yml lacks {sorted(missing)}"
     pip_section = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]

@@ -1,0 +1,174 @@
+"""The ``glaviz`` command.
+
+Sub-commands so far: ``fetch`` (sample data) and ``train``. Multi-GPU (or multi-process CPU)
+training runs under ``torchrun``, which starts one process per device; each process joins the
+process group and trains its share of every batch (DistributedDataParallel)::
+
+    torchrun --nproc_per_node 4 -m glaviz.cli train --hdf5 'data/*_train_*.hdf5' \\
+        --val-hdf5 'data/*_val_*.hdf5' --model glavitu --checkpoint-dir runs/global
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _tiles(args: argparse.Namespace) -> tuple[list, list]:
+    if args.sample:
+        from glaviz.data.samples import sample_tiles
+
+        tiles = sample_tiles(args.sample)
+        return [tiles["train"]], [tiles["val"]] if "val" in tiles else []
+    if args.hdf5:
+        from glaviz.data.benchmark import open_benchmark
+
+        groups = args.groups.split(",") if args.groups else ("optical", "dem")
+        regions = args.regions.split(",") if args.regions else None
+        train = list(open_benchmark(args.hdf5, groups=groups, regions=regions))
+        val = list(open_benchmark(args.val_hdf5, groups=groups, regions=regions)) if (
+            args.val_hdf5
+        ) else []  # fmt: skip
+        return train, val
+    if args.synthetic:
+        from glaviz.data import scale, synthetic_scene
+        from glaviz.data.tiles import SceneTile
+
+        groups = args.groups.split(",") if args.groups else ["optical", "dem"]
+
+        def tile(seed: int, region: str) -> SceneTile:
+            ds = synthetic_scene(args.synthetic, args.synthetic, seed=seed, groups=groups)
+            return SceneTile(scale(ds), ds["reference_mask"], name=f"synthetic-{seed}", region=region)
+
+        return [tile(args.seed, "ALP"), tile(args.seed + 1, "HMA")], [tile(args.seed + 2, "ALP")]
+    raise SystemExit("glaviz train: give training data with --sample, --hdf5 or --synthetic")
+
+
+def _channels(tile: Any) -> dict[str, int]:
+    patch = tile.read(0, 0, 1)
+    return {g: int(a.shape[0]) for g, a in patch.inputs.items()}
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from glaviz.models.registry import build
+    from glaviz.train import Augmentation, fit
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, val = _tiles(args)
+    config: dict[str, Any] = json.loads(args.model_config) if args.model_config else {}
+    config.setdefault("input_channels", _channels(train[0]))
+    if args.strategy == "region_encoding":
+        config.setdefault("location_encoding", "region")
+    elif args.strategy == "coordinate_encoding":
+        config.setdefault("location_encoding", "coordinates")
+    torch.manual_seed(args.seed)
+    model = build(args.model, **config)
+    if args.augment == "paper":
+        augment = Augmentation()
+    elif args.augment == "none":
+        augment = Augmentation.none()
+    else:
+        augment = Augmentation.only(*args.augment.split(","))
+    history = fit(
+        model, train, val or None,
+        strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
+        patch_size=args.patch_size, lr=args.lr, steps_per_epoch=args.steps_per_epoch,
+        augment=augment, bn_momentum=args.bn_momentum, checkpoint_dir=args.checkpoint_dir,
+        device=args.device, precision=args.precision, seed=args.seed,
+        num_workers=args.workers, progress=not args.quiet,
+    )  # fmt: skip
+    # Parameters must agree across processes (BatchNorm running statistics stay per process,
+    # as in any DistributedDataParallel run; rank 0's are the ones saved).
+    digest = hashlib.sha256()
+    for value in model.parameters():
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    digests = [digest.hexdigest()]
+    if world > 1:
+        digests = [None] * world
+        dist.all_gather_object(digests, digest.hexdigest())
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if rank == 0:
+        out = Path(args.checkpoint_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        history.to_csv(out / "history.csv", index=False)
+        summary = {
+            "world_size": world,
+            "parameters_sha256_per_rank": digests,
+            "epochs": int(history["epoch"].max()),
+            "best_checkpoint": history.attrs.get("best_checkpoint"),
+            "final": history.iloc[-1].to_dict(),
+        }
+        (out / "run.json").write_text(json.dumps(summary, indent=2, default=float))
+        print(json.dumps(summary, indent=2, default=float))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from glaviz.data import fetch
+
+    paths = fetch(args.name)
+    for name, path in sorted(paths.items()):
+        print(f"{name}\t{path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glaviz", description="GlaViTU glacier mapping.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="fetch a sample dataset (mirror or download)")
+    f.add_argument("name")
+    f.set_defaults(func=_fetch)
+    t = sub.add_parser("train", help="train a model (use torchrun for several processes)")
+    data = t.add_mutually_exclusive_group()
+    data.add_argument("--sample", help="catalog sample with splits, e.g. everest_landsat7")
+    data.add_argument("--hdf5", help="benchmark HDF5 training file(s), a path or glob")
+    data.add_argument("--synthetic", type=int, metavar="SIZE", help="synthetic scenes of SIZE px")
+    t.add_argument("--val-hdf5", help="benchmark HDF5 validation file(s)")
+    t.add_argument("--groups", help="input groups, comma separated (default optical,dem)")
+    t.add_argument("--regions", help="region codes to keep, comma separated")
+    t.add_argument("--model", default="glavitu", help="registry name (glaviz.models)")
+    t.add_argument("--model-config", help="JSON of model constructor arguments")
+    t.add_argument("--strategy", default="global",
+                   choices=["global", "regional", "finetune", "region_encoding",
+                            "coordinate_encoding"])  # fmt: skip
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--steps-per-epoch", type=int)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--patch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--augment", default="paper", help="paper, none or names (vflip,hflip,...)")
+    t.add_argument("--bn-momentum", type=float)
+    t.add_argument("--precision", choices=["32", "bf16", "16"])
+    t.add_argument("--device")
+    t.add_argument("--workers", type=int, default=0)
+    t.add_argument("--threads", type=int, help="torch CPU threads per process")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint-dir", required=True)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``glaviz`` command with ``argv`` (default ``sys.argv[1:]``)."""
+    args = _parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
