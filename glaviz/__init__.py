@@ -30,8 +30,39 @@ _LAZY = {
     "read_outlines": "glaviz.data.outlines",
     "rasterize_outlines": "glaviz.data.outlines",
     "synthetic_scene": "glaviz.data.synthetic",
+    "sample_scene": "glaviz.data.samples",
+    "sample_tiles": "glaviz.data.samples",
+    "build": "glaviz.models.registry",
+    "save_checkpoint": "glaviz.models.checkpoint",
+    "load_checkpoint": "glaviz.models.checkpoint",
+    "load_keras_weights": "glaviz.models.keras_import",
+    "fit": "glaviz.train.fit",
+    "fit_regional": "glaviz.train.strategies",
+    "finetune": "glaviz.train.strategies",
+    "adapt_region": "glaviz.train.strategies",
+    "predict": "glaviz.inference.predict_scene",
+    "predict_many": "glaviz.inference.distributed",
+    "calibrate": "glaviz.inference.calibrate",
+    "to_outlines": "glaviz.vector",
+    "export_outlines": "glaviz.vector",
+    "confidence_bands": "glaviz.vector",
+    "evaluate": "glaviz.evaluation",
+    "evaluate_benchmark": "glaviz.evaluation",
+    "compare_outlines": "glaviz.compare",
+    "summarise_against_experts": "glaviz.compare",
 }
-_SUBMODULES = ("catalog", "data", "models")
+_SUBMODULES = (
+    "catalog",
+    "data",
+    "models",
+    "train",
+    "inference",
+    "metrics",
+    "calibration",
+    "vector",
+    "evaluation",
+    "compare",
+)
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 

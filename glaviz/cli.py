@@ -45,7 +45,8 @@ def _tiles(args: argparse.Namespace) -> tuple[list, list]:
 
         def tile(seed: int, region: str) -> SceneTile:
             ds = synthetic_scene(args.synthetic, args.synthetic, seed=seed, groups=groups)
-            return SceneTile(scale(ds), ds["reference_mask"], name=f"synthetic-{seed}", region=region)
+            name = f"synthetic-{seed}"
+            return SceneTile(scale(ds), ds["reference_mask"], name=name, region=region)
 
         return [tile(args.seed, "ALP"), tile(args.seed + 1, "HMA")], [tile(args.seed + 2, "ALP")]
     raise SystemExit("glaviz train: give training data with --sample, --hdf5 or --synthetic")

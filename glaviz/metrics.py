@@ -1,6 +1,6 @@
 """Pixel confusion counts and the scores derived from them (pooled, never averaged per patch).
 
-The lowest layer of evaluation: training uses it for checkpoint selection, ``glaviz.evaluate``
+The lowest layer of evaluation: training uses it for checkpoint selection, ``glaviz.evaluation``
 builds its tables on it. Only pixels marked valid (and labelled) count.
 """
 

@@ -26,7 +26,9 @@ def _entry(name: str):
     return entry
 
 
-def sample_scene(name: str = "everest_landsat7") -> tuple[xr.Dataset, xr.DataArray, gpd.GeoDataFrame]:
+def sample_scene(
+    name: str = "everest_landsat7",
+) -> tuple[xr.Dataset, xr.DataArray, gpd.GeoDataFrame]:
     """Open a catalog sample as a scene plus its reference mask and outlines.
 
     Returns
@@ -62,7 +64,7 @@ def sample_tiles(
     --------
     >>> tiles = sample_tiles("everest_landsat7")
     >>> {k: t.shape for k, t in tiles.items()}
-    {'train': (655, 420), 'val': (655, 60), 'test': (655, 320)}
+    {'train': (655, 352), 'val': (655, 128), 'test': (655, 320)}
     """
     entry = _entry(name)
     bounds = bounds or {k: tuple(v) for k, v in (entry.scene.get("splits") or {}).items()}

@@ -46,8 +46,7 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from glaviz._io import atomic_write
 from glaviz.data.scene import band_dim, scene_groups
 from glaviz.models._checkpoint_meta import (
     FORMAT,  # noqa: F401  (re-exported)
@@ -125,25 +125,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         model = model.module
     return getattr(model, "_orig_mod", model)  # torch.compile wrapper
-
-
-_UMASK = os.umask(0o022)  # read the process umask once (and restore it)
-os.umask(_UMASK)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 _PICKLE_HELP = (
@@ -310,7 +291,7 @@ def save_checkpoint(
     meta["weights_sha256"] = _weights_sha256(tensors)
     header = {METADATA_KEY: json.dumps(meta, allow_nan=False, separators=(",", ":"))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
     return path
 
 
@@ -378,7 +359,7 @@ def update_checkpoint_metadata(path: str | os.PathLike[str], **changes: Any) -> 
             while chunk := src.read(1 << 24):
                 dst.write(chunk)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return meta
 
 

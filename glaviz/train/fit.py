@@ -250,7 +250,8 @@ def fit(
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7)
     if schedule == "warm_restarts":
-        ends = [e * spe for e in restart_epochs if e <= epochs] or [epochs * spe]
+        # cycles ending before the last epoch, then one more to the end of the run
+        ends = [e * spe for e in restart_epochs if e < epochs] + [epochs * spe]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmRestarts(ends))
     elif schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmRestarts([epochs * spe]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from glaviz._io import atomic_write
+
 __all__ = ["load_training_state", "save_training_state"]
 
 _KEY = "glaviz_training_state"
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], header: dict[str, str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_training_state(
@@ -65,7 +54,8 @@ def save_training_state(
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "info": info,
     }
-    _atomic_save(tensors, {_KEY: json.dumps(header)}, path)
+    header_json = {_KEY: json.dumps(header)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header_json))
     return path
 
 

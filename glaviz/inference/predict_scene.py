@@ -1,0 +1,238 @@
+"""``glaviz.predict``: map a whole scene of any size, block by block, with bounded memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import xarray as xr
+from pyproj import Transformer
+from scipy import ndimage
+from torch import nn
+from tqdm.auto import tqdm
+
+from glaviz.calibration import CalibrationMap, binary_confidence
+from glaviz.catalog import load_catalog
+from glaviz.data.scaling import scale
+from glaviz.data.scene import band_dim
+from glaviz.inference.sinks import make_sink
+from glaviz.inference.windows import WindowRunner, blend_block, window_starts
+
+__all__ = ["binary_confidence", "predict"]
+
+
+def _calibration(model: nn.Module):
+    meta = getattr(model, "checkpoint_metadata", None) or {}
+    calib = meta.get("calibration")
+    if not calib:
+        return None
+    cal = CalibrationMap.from_dict(calib)
+    return lambda c: np.asarray(cal(c), np.float32)
+
+
+def _groups(model: nn.Module, scene: xr.Dataset) -> list[str]:
+    from glaviz.models.checkpoint import check_compatible
+
+    return check_compatible(model, scene)
+
+
+def _location_fn(model: nn.Module, scene: xr.Dataset, location: Any, window: int):
+    encoding = (getattr(model, "config", {}) or {}).get("location_encoding", "none") or "none"
+    if encoding == "none":
+        if location is not None:
+            raise ValueError("location= was given but the model takes no location input")
+        return None
+    if encoding == "region":
+        cat = load_catalog()
+        if location is None or isinstance(location, str):
+            vec = np.zeros(cat.unknown_slot + 1, np.float32)
+            vec[cat.region_index(location)] = 1.0
+        else:
+            vec = np.asarray(getattr(location, "location", location), np.float32)
+        return lambda corners: np.repeat(vec[None], len(corners), 0)
+    if scene.rio.crs is None:
+        raise ValueError("coordinate encoding needs a scene with a CRS")
+    to_ll = Transformer.from_crs(scene.rio.crs, "EPSG:4326", always_xy=True)
+    t = scene.rio.transform()
+
+    def coords(corners: list[tuple[int, int]]) -> np.ndarray:
+        cy = np.array([y for y, _ in corners]) + window / 2
+        cx = np.array([x for _, x in corners]) + window / 2
+        lon, lat = to_ll.transform(t.c + t.a * cx, t.f + t.e * cy)
+        lon, lat = np.radians(lon), np.radians(lat)
+        return np.stack([np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)], 1)
+
+    return coords
+
+
+def _fingerprint(model, scene, **settings) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for p in model.parameters():
+        digest.update(p.detach().float().cpu().numpy().tobytes()[:4096])
+    return {
+        "shape": [int(scene.sizes["y"]), int(scene.sizes["x"])],
+        "transform": list(scene.rio.transform())[:6],
+        "model": digest.hexdigest(),
+        **settings,
+    }
+
+
+def predict(
+    model: nn.Module,
+    scene: xr.Dataset,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    tta: bool = False,
+    median_filter: bool = False,
+    location: str | Sequence[float] | np.ndarray | None = None,
+    output: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    resume: bool = True,
+    block_size: int = 2048,
+    device: str | torch.device | None = None,
+    precision: Literal["32", "bf16", "16"] | None = None,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Map glaciers over a whole scene with Gaussian-blended sliding windows.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        GlaViTU or a baseline (e.g. from :func:`glaviz.models.load_checkpoint`).
+    scene : xarray.Dataset
+        A scene from :func:`glaviz.open_scene` (lazy is fine), scaled or not: an unscaled scene
+        is scaled with the checkpoint's table (else the catalog's).
+    window, stride : int
+        Window side (default the model's ``tile_size``, 384 for GlaViTU) and step (default half).
+    batch_size : int
+        Windows per forward pass.
+    tta : bool
+        8-fold dihedral test-time augmentation.
+    median_filter : bool
+        Median filter (size 3) on the label map.
+    location : str, array or RegionAdaptation, optional
+        Region-encoded models: a region code (default "unknown") or a location vector (e.g.
+        :func:`glaviz.train.adapt_region`'s result). Coordinate-encoded models compute sin/cos
+        of each window centre's latitude/longitude themselves.
+    output : path, optional
+        ``*.zarr`` for one Zarr store, otherwise a GeoTIFF stem: ``<stem>_glacier_mask.tif``
+        etc. as Cloud-Optimised GeoTIFFs. Blocks are written as they finish (memory bounded by
+        the block, not the scene); a killed run resumes without recomputing finished blocks.
+        ``None`` keeps the result in memory.
+    overwrite, resume : bool
+        Replace existing outputs; continue a run that was killed.
+    block_size : int
+        Side of the blocks the scene is processed in.
+    device, precision
+        Default CUDA if available (bf16 autocast, channels_last, pinned transfers), else CPU
+        float32; ``precision="bf16"`` also helps CPUs with AMX/AVX512-BF16.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``glacier_probability`` (float32), ``glacier_mask`` (uint8, 255 on nodata),
+        ``confidence`` (float32, calibrated when the checkpoint holds a calibration map) and
+        ``valid`` on the scene's grid, CRS and transform kept.
+
+    Examples
+    --------
+    >>> from glaviz.data import synthetic_scene
+    >>> from glaviz.models import GlaViTU
+    >>> scene = synthetic_scene(height=50, width=70, seed=0, groups=["optical", "dem"])
+    >>> model = GlaViTU.small(tile_size=32)
+    >>> pred = predict(model, scene, progress=False)
+    >>> pred["glacier_mask"].shape, pred.rio.crs == scene.rio.crs
+    ((50, 70), True)
+    """
+    if not scene.attrs.get("scaled"):
+        meta = getattr(model, "checkpoint_metadata", None) or {}
+        scene = scale(scene, table=meta.get("scaling"))
+    groups = _groups(model, scene)
+    config = getattr(model, "config", {}) or {}
+    window = window or int(config.get("tile_size", 384))
+    stride = stride or max(1, window // 2)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if precision is None:
+        precision = "32"
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "16"
+    was_training = model.training
+    model.eval().to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    runner = WindowRunner(
+        model, groups, device=device, precision=precision, tta=tta,
+        location=_location_fn(model, scene, location, window),
+    )  # fmt: skip
+    calibrate = _calibration(model)
+    height, width = scene.sizes["y"], scene.sizes["x"]
+    template = scene[["valid"]].drop_vars("valid")
+    sink = make_sink(
+        output, template,
+        _fingerprint(model, scene, window=window, stride=stride, tta=tta,
+                     median=median_filter, block=block_size, calibrated=calibrate is not None),
+        overwrite=overwrite, resume=resume, block_size=block_size,
+    )  # fmt: skip
+    arrays = {g: scene[g].transpose(band_dim(g), "y", "x") for g in groups}
+
+    def read(y0: int, y1: int, x0: int, x1: int) -> dict[str, np.ndarray]:
+        region = {g: a[:, y0:y1, x0:x1] for g, a in arrays.items()}
+        return {g: np.asarray(a.values, np.float32) for g, a in region.items()}
+
+    halo = 1 if median_filter else 0
+    blocks = [
+        (by, min(by + block_size, height), bx, min(bx + block_size, width))
+        for by in range(0, height, block_size)
+        for bx in range(0, width, block_size)
+    ]
+    n_windows = len(window_starts(height, window, stride)) * len(
+        window_starts(width, window, stride)
+    )
+    bar = tqdm(total=len(blocks), disable=not progress, desc=f"predict ({n_windows} windows)",
+               unit="block")  # fmt: skip
+    try:
+        for y0, y1, x0, x1 in blocks:
+            key = f"{y0}_{x0}"
+            if key in sink.done:
+                bar.update(1)
+                continue
+            ey0, ey1 = max(y0 - halo, 0), min(y1 + halo, height)
+            ex0, ex1 = max(x0 - halo, 0), min(x1 + halo, width)
+            prob = blend_block(
+                runner, read, shape=(height, width), core=(ey0, ey1, ex0, ex1),
+                window=window, stride=stride, batch_size=batch_size,
+            )  # fmt: skip
+            mask = (prob > 0.5).astype(np.uint8)
+            if median_filter:
+                mask = ndimage.median_filter(mask, size=3, mode="nearest")
+            inner = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
+            prob, mask = prob[inner], mask[inner]
+            valid = np.asarray(scene["valid"][y0:y1, x0:x1].values, bool)
+            conf = np.asarray(binary_confidence(prob), np.float32)
+            if calibrate is not None:
+                conf = calibrate(conf)
+            values = {
+                "glacier_probability": np.where(valid, prob, np.nan).astype(np.float32),
+                "glacier_mask": np.where(valid, mask, 255).astype(np.uint8),
+                "confidence": np.where(valid, conf, np.nan).astype(np.float32),
+            }
+            sink.write(key, (y0, y1, x0, x1), values)
+            bar.update(1)
+    finally:
+        bar.close()
+        model.train(was_training)
+    result = sink.finalize()
+    result.attrs = {
+        "window": window, "stride": stride, "tta": int(tta), "median_filter": int(median_filter),
+        "calibrated": int(calibrate is not None), "precision": precision,
+        "model": str(getattr(model, "registry_name", type(model).__name__)),
+    }  # fmt: skip
+    return result

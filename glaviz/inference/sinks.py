@@ -1,0 +1,259 @@
+"""Where predictions go, block by block: memory, Cloud-Optimised GeoTIFFs or Zarr.
+
+The file sinks write each finished block at once into a partial output beside the target and
+record it in ``<target>.progress.json``; a killed run started again with the same settings skips
+the blocks already written. Only when every block is done do the outputs appear under their
+final names (GeoTIFFs converted to COG, Zarr renamed), so a target never holds half a result and
+an existing output is replaced only with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray
+import xarray as xr
+
+from glaviz._io import atomic_write
+
+__all__ = ["GeoTiffSink", "MemorySink", "ZarrSink", "make_sink"]
+
+VARIABLES = {
+    "glacier_probability": ("float32", np.nan),
+    "glacier_mask": ("uint8", 255),
+    "confidence": ("float32", np.nan),
+}
+ATTRS = {
+    "glacier_probability": {"long_name": "glacier probability (blended softmax)"},
+    "glacier_mask": {"long_name": "glacier mask", "flag_values": "0 1", "nodata": 255},
+    "confidence": {"long_name": "confidence, 1 - binary entropy (bits), calibrated if available"},
+}
+
+
+class _Base:
+    def __init__(self, template: xr.Dataset, fingerprint: Mapping[str, Any]) -> None:
+        self.template = template  # coords + CRS of the scene grid, no data
+        self.fingerprint = dict(fingerprint)
+        self.done: set[str] = set()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.template.sizes["y"], self.template.sizes["x"]
+
+    def _dataset(self, arrays: Mapping[str, Any]) -> xr.Dataset:
+        coords = {"y": self.template["y"].values, "x": self.template["x"].values}
+        ds = xr.Dataset(
+            {
+                k: xr.DataArray(v, coords=coords, dims=("y", "x"), attrs=ATTRS[k])
+                for k, v in arrays.items()
+            }  # fmt: skip
+        )
+        ds["valid"] = ds["glacier_mask"] != 255
+        crs, transform = self.template.rio.crs, self.template.rio.transform()
+        return ds.rio.write_crs(crs).rio.write_transform(transform)
+
+
+class MemorySink(_Base):
+    """Keeps the whole prediction in memory (the default for interactive use)."""
+
+    def __init__(self, template: xr.Dataset, fingerprint: Mapping[str, Any]) -> None:
+        super().__init__(template, fingerprint)
+        self.arrays = {
+            k: np.full(self.shape, fill, dtype) for k, (dtype, fill) in VARIABLES.items()
+        }
+
+    def write(self, block: str, rect: tuple[int, int, int, int], values: Mapping) -> None:
+        y0, y1, x0, x1 = rect
+        for k, v in values.items():
+            self.arrays[k][y0:y1, x0:x1] = v
+        self.done.add(block)
+
+    def finalize(self) -> xr.Dataset:
+        return self._dataset(self.arrays)
+
+
+def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data)))
+
+
+class _FileSink(_Base):
+    def __init__(
+        self,
+        template: xr.Dataset,
+        fingerprint: Mapping[str, Any],
+        progress: Path,
+        targets: list[Path],
+        *,
+        overwrite: bool,
+        resume: bool,
+    ) -> None:
+        super().__init__(template, fingerprint)
+        existing = [str(t) for t in targets if t.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(
+                f"prediction output(s) {existing} exist; pass overwrite=True to replace them "
+                "or choose another output path"
+            )
+        self.progress = progress
+        self.overwrite = overwrite
+        self.resumed = False
+        if resume and progress.exists():
+            saved = json.loads(progress.read_text())
+            if saved.get("fingerprint") == self.fingerprint and self._partial_exists():
+                self.done = set(saved["done"])
+                self.resumed = True
+        if not self.resumed:
+            self._create()
+            self._save_progress()
+
+    def _save_progress(self) -> None:
+        _atomic_json(self.progress, {"fingerprint": self.fingerprint, "done": sorted(self.done)})
+
+    def write(self, block: str, rect: tuple[int, int, int, int], values: Mapping) -> None:
+        self._write(rect, values)
+        self.done.add(block)
+        self._save_progress()
+
+    def _partial_exists(self) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _create(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _write(self, rect, values) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class GeoTiffSink(_FileSink):
+    """One Cloud-Optimised GeoTIFF per variable: ``<stem>_glacier_probability.tif`` ..."""
+
+    def __init__(self, path: str | os.PathLike, template, fingerprint, *, overwrite, resume,
+                 block_size: int = 512) -> None:  # fmt: skip
+        path = Path(path)
+        stem = path.with_suffix("") if path.suffix.lower() in (".tif", ".tiff") else path
+        self.targets = {k: stem.parent / f"{stem.name}_{k}.tif" for k in VARIABLES}
+        self.partials = {k: stem.parent / f".{stem.name}_{k}.partial.tif" for k in VARIABLES}
+        self.block_size = block_size
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            template, fingerprint, stem.parent / f"{stem.name}.progress.json",
+            list(self.targets.values()), overwrite=overwrite, resume=resume,
+        )  # fmt: skip
+
+    def _partial_exists(self) -> bool:
+        return all(p.exists() for p in self.partials.values())
+
+    def _create(self) -> None:
+        h, w = self.shape
+        for k, (dtype, fill) in VARIABLES.items():
+            profile = {
+                "driver": "GTiff", "height": h, "width": w, "count": 1, "dtype": dtype,
+                "crs": self.template.rio.crs, "transform": self.template.rio.transform(),
+                "nodata": fill, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                "compress": "deflate", "BIGTIFF": "IF_SAFER",
+            }  # fmt: skip
+            with rasterio.open(self.partials[k], "w", **profile):
+                pass
+
+    def _write(self, rect, values) -> None:
+        y0, y1, x0, x1 = rect
+        window = rasterio.windows.Window(x0, y0, x1 - x0, y1 - y0)
+        for k, v in values.items():
+            with rasterio.open(self.partials[k], "r+") as dst:
+                dst.write(np.asarray(v)[None], window=window)
+
+    def finalize(self) -> xr.Dataset:
+        for k in VARIABLES:
+            atomic_write(
+                self.targets[k],
+                lambda tmp, k=k: rasterio.shutil.copy(
+                    self.partials[k], tmp, driver="COG", COMPRESS="DEFLATE",
+                    BLOCKSIZE=self.block_size,
+                ),
+                suffix=".tif",
+            )  # fmt: skip
+        for p in self.partials.values():
+            p.unlink()
+        self.progress.unlink()
+        arrays = {
+            k: rioxarray.open_rasterio(self.targets[k], chunks={"y": 2048, "x": 2048},
+                                       masked=False).squeeze("band", drop=True).data
+            for k in VARIABLES
+        }  # fmt: skip
+        return self._dataset(arrays)
+
+
+class ZarrSink(_FileSink):
+    """One Zarr store with the three variables and the grid's CRS."""
+
+    def __init__(self, path: str | os.PathLike, template, fingerprint, *, overwrite, resume,
+                 block_size: int = 2048) -> None:  # fmt: skip
+        self.target = Path(path)
+        self.partial = self.target.parent / f".{self.target.name}.partial"
+        self.chunk = block_size
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            template, fingerprint, self.target.parent / f"{self.target.name}.progress.json",
+            [self.target], overwrite=overwrite, resume=resume,
+        )  # fmt: skip
+
+    def _partial_exists(self) -> bool:
+        return self.partial.exists()
+
+    def _create(self) -> None:
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        chunks = (min(self.chunk, self.shape[0]), min(self.chunk, self.shape[1]))
+        lazy = {
+            k: da.full(self.shape, fill, dtype=dtype, chunks=chunks)
+            for k, (dtype, fill) in VARIABLES.items()
+        }
+        ds = self._dataset(lazy).drop_vars("valid")
+        ds.to_zarr(self.partial, compute=False, mode="w", consolidated=False)
+
+    def _write(self, rect, values) -> None:
+        y0, y1, x0, x1 = rect
+        block = xr.Dataset({k: (("y", "x"), np.asarray(v)) for k, v in values.items()})
+        block.to_zarr(
+            self.partial, region={"y": slice(y0, y1), "x": slice(x0, x1)}, consolidated=False
+        )
+
+    def finalize(self) -> xr.Dataset:
+        if self.target.exists():
+            backup = self.target.parent / f".{self.target.name}.old"
+            os.replace(self.target, backup)
+            os.replace(self.partial, self.target)
+            shutil.rmtree(backup)
+        else:
+            os.replace(self.partial, self.target)
+        self.progress.unlink()
+        ds = xr.open_zarr(self.target, decode_coords="all", consolidated=False)
+        out = self._dataset({k: ds[k].data for k in VARIABLES})
+        return out
+
+
+def make_sink(
+    output: str | os.PathLike | None,
+    template: xr.Dataset,
+    fingerprint: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    resume: bool = True,
+    block_size: int = 2048,
+) -> MemorySink | GeoTiffSink | ZarrSink:
+    """The sink for ``output``: None (memory), ``*.zarr`` (Zarr) or a GeoTIFF path/stem."""
+    if output is None:
+        return MemorySink(template, fingerprint)
+    if str(output).rstrip("/").lower().endswith(".zarr"):
+        return ZarrSink(output, template, fingerprint, overwrite=overwrite, resume=resume,
+                        block_size=block_size)  # fmt: skip
+    return GeoTiffSink(output, template, fingerprint, overwrite=overwrite, resume=resume)

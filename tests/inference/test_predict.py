@@ -1,0 +1,217 @@
+"""Tests of glaviz.inference.predict: blending against a reference, blocks, outputs, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from torch import nn
+
+import glaviz.inference.predict_scene as predict_module
+from glaviz.data import scale, synthetic_scene
+from glaviz.data.scene import band_dim
+from glaviz.inference import gaussian_weights, predict, window_starts
+from glaviz.models.glavitu import GlaViTU
+
+GROUPS = {"optical": 6, "dem": 2}
+
+
+class PixelModel(nn.Module):
+    """A per-pixel (1x1) model: its probability at a pixel does not depend on the window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = {"input_channels": dict(GROUPS), "tile_size": 32}
+        self.input_channels = dict(GROUPS)
+        self.head = nn.Conv2d(8, 2, 1)
+        torch.manual_seed(0)
+        nn.init.normal_(self.head.weight, std=3.0)
+
+    def forward(self, inputs):
+        return self.head(torch.cat([inputs["optical"], inputs["dem"]], 1))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return scale(synthetic_scene(height=90, width=110, seed=0, groups=list(GROUPS)))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GlaViTU.small(input_channels=GROUPS, tile_size=32).eval()
+
+
+def reference_blend(model, scene, window, stride):
+    """The paper's procedure written plainly over the whole scene, one window at a time."""
+    h, w = scene.sizes["y"], scene.sizes["x"]
+    arrays = {g: scene[g].transpose(band_dim(g), "y", "x").values for g in GROUPS}
+    acc, wsum = np.zeros((h, w)), np.zeros((h, w))
+    u = np.linspace(-1, 1, window)
+    weight = np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / 2)
+    for y in window_starts(h, window, stride):
+        for x in window_starts(w, window, stride):
+            inp = {}
+            for g, a in arrays.items():
+                pad = np.zeros((a.shape[0], window, window), np.float32)
+                part = a[:, y : y + window, x : x + window]
+                pad[:, : part.shape[1], : part.shape[2]] = part
+                inp[g] = torch.from_numpy(pad[None])
+            with torch.no_grad():
+                p = torch.softmax(model(inp), 1)[0, 1].numpy()
+            hh, ww = min(window, h - y), min(window, w - x)
+            acc[y : y + hh, x : x + ww] += p[:hh, :ww] * weight[:hh, :ww]
+            wsum[y : y + hh, x : x + ww] += weight[:hh, :ww]
+    return acc / wsum
+
+
+def test_windows_and_weights():
+    assert window_starts(384, 384, 192) == [0]
+    assert window_starts(385, 384, 192) == [0, 1]
+    assert window_starts(10980, 384, 192)[-1] == 10980 - 384
+    w = gaussian_weights(384)
+    assert w.shape == (384, 384) and np.array_equal(w, w[::-1]) and np.array_equal(w, w.T)
+    assert w[191, 191] == w[192, 192] == pytest.approx(np.exp(-((1 / 383) ** 2)), rel=1e-6)
+    assert w[0, 0] == pytest.approx(np.exp(-1.0), rel=1e-6)
+
+
+def test_matches_plain_reference_implementation(model, scene):
+    pred = predict(model, scene, progress=False)
+    expected = reference_blend(model, scene, 32, 16)
+    valid = scene["valid"].values
+    got = pred["glacier_probability"].values
+    np.testing.assert_allclose(got[valid], expected[valid], atol=1e-5)
+    mask = pred["glacier_mask"].values
+    assert set(np.unique(mask[valid])) <= {0, 1} and (mask[~valid] == 255).all()
+    assert np.isnan(pred["glacier_probability"].values[~valid]).all()
+    np.testing.assert_array_equal(mask[valid], (expected[valid] > 0.5).astype(np.uint8))
+
+
+def test_pixel_model_is_unchanged_by_blending(scene):
+    m = PixelModel()
+    pred = predict(m, scene, window=32, stride=16, progress=False)
+    x = torch.from_numpy(np.concatenate([scene["optical"].values, scene["dem"].values])[None])
+    with torch.no_grad():
+        direct = torch.softmax(m.head(x), 1)[0, 1].numpy()
+    valid = scene["valid"].values
+    np.testing.assert_allclose(pred["glacier_probability"].values[valid], direct[valid], atol=1e-6)
+    tta = predict(m, scene, window=32, stride=16, tta=True, progress=False)
+    np.testing.assert_allclose(tta["glacier_probability"].values[valid], direct[valid], atol=1e-6)
+
+
+def test_scene_smaller_than_one_window(model):
+    tiny = scale(synthetic_scene(height=20, width=25, seed=5, groups=list(GROUPS)))
+    pred = predict(model, tiny, progress=False)
+    np.testing.assert_allclose(
+        np.nan_to_num(pred["glacier_probability"].values),
+        np.nan_to_num(np.where(tiny["valid"], reference_blend(model, tiny, 32, 16), np.nan)),
+        atol=1e-5,
+    )
+
+
+def test_tta_equals_mean_of_dihedral_views(model):
+    one = scale(synthetic_scene(height=32, width=32, seed=6, groups=list(GROUPS), nodata_holes=0))
+    pred = predict(model, one, tta=True, progress=False)["glacier_probability"].values
+    x = {g: torch.from_numpy(one[g].values[None]) for g in GROUPS}
+    views = []
+    with torch.no_grad():
+        for k in range(4):
+            for flip in (False, True):
+                t = {g: torch.rot90(torch.flip(v, (-1,)) if flip else v, k, (-2, -1))
+                     for g, v in x.items()}  # fmt: skip
+                p = torch.rot90(torch.softmax(model(t), 1)[0, 1], -k, (-2, -1))
+                views.append((torch.flip(p, (-1,)) if flip else p).numpy())
+    np.testing.assert_allclose(pred, np.mean(views, 0), atol=1e-5)
+
+
+def test_block_size_and_outputs_agree(model, scene, tmp_path):
+    whole = predict(model, scene, progress=False)
+    blocks = predict(model, scene, block_size=40, progress=False)
+    tif = predict(model, scene, block_size=48, output=tmp_path / "p.tif", progress=False)
+    zarr = predict(model, scene, block_size=48, output=tmp_path / "p.zarr", progress=False)
+    for other in (blocks, tif, zarr):
+        np.testing.assert_allclose(
+            other["glacier_probability"].values, whole["glacier_probability"].values, atol=1e-5
+        )
+        assert other.rio.crs == scene.rio.crs
+        assert other.rio.transform().almost_equals(scene.rio.transform())
+    import rasterio
+
+    with rasterio.open(tmp_path / "p_glacier_mask.tif") as src:
+        assert src.crs == scene.rio.crs and src.dtypes[0] == "uint8" and src.nodata == 255
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob("*.progress.json"))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        predict(model, scene, output=tmp_path / "p.tif", progress=False)
+
+
+def test_median_filter_matches_scipy_on_the_whole_mask(model, scene):
+    raw = predict(model, scene, progress=False)
+    filt = predict(model, scene, median_filter=True, block_size=40, progress=False)
+    valid = scene["valid"].values
+    expected = ndimage.median_filter((raw["glacier_probability"].values > 0.5).astype(np.uint8),
+                                     size=3, mode="nearest")  # fmt: skip
+    np.testing.assert_array_equal(filt["glacier_mask"].values[valid], expected[valid])
+
+
+def test_unscaled_scene_is_scaled_first(model):
+    raw = synthetic_scene(height=40, width=40, seed=2, groups=list(GROUPS))
+    a = predict(model, raw, progress=False)["glacier_probability"].values
+    b = predict(model, scale(raw), progress=False)["glacier_probability"].values
+    np.testing.assert_allclose(a, b, atol=1e-6, equal_nan=True)
+
+
+def test_location_inputs():
+    torch.manual_seed(0)
+    region = GlaViTU.small(input_channels=GROUPS, tile_size=32, location_encoding="region").eval()
+    scene = scale(synthetic_scene(height=40, width=40, seed=1, groups=list(GROUPS)))
+    alp = predict(region, scene, location="ALP", progress=False)["glacier_probability"].values
+    vec = np.zeros(12, np.float32)
+    vec[0] = 1
+    same = predict(region, scene, location=vec, progress=False)["glacier_probability"].values
+    unknown = predict(region, scene, progress=False)["glacier_probability"].values
+    np.testing.assert_allclose(alp, same, atol=1e-6)
+    assert not np.allclose(alp, unknown, equal_nan=True)
+    coords = GlaViTU.small(input_channels=GROUPS, tile_size=32, location_encoding="coordinates")
+    out = predict(coords, scene, progress=False)
+    assert np.isfinite(out["glacier_probability"].values[scene["valid"].values]).all()
+    with pytest.raises(ValueError, match="takes no location input"):
+        predict(GlaViTU.small(input_channels=GROUPS, tile_size=32), scene, location="ALP")
+
+
+def test_incompatible_scene(model):
+    optical_only = synthetic_scene(height=40, width=40, groups=["optical"])
+    with pytest.raises(ValueError, match=r"missing input groups \['dem'\]"):
+        predict(model, optical_only, progress=False)
+
+
+def test_killed_run_resumes_without_recomputing_blocks(model, scene, tmp_path, monkeypatch):
+    calls = []
+    original = predict_module.blend_block
+
+    def flaky(*args, **kwargs):
+        calls.append(kwargs["core"])
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "blend_block", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        predict(model, scene, block_size=32, output=tmp_path / "r.tif", progress=False)
+    progress = json.loads((tmp_path / "r.progress.json").read_text())
+    assert len(progress["done"]) == 3 and not (tmp_path / "r_glacier_mask.tif").exists()
+    calls.clear()
+    monkeypatch.setattr(predict_module, "blend_block", original)
+    counted = []
+    monkeypatch.setattr(
+        predict_module, "blend_block", lambda *a, **k: counted.append(1) or original(*a, **k)
+    )
+    resumed = predict(model, scene, block_size=32, output=tmp_path / "r.tif", progress=False)
+    assert len(counted) == 3 * 4 - 3  # 12 blocks, 3 already written
+    whole = predict(model, scene, progress=False)
+    np.testing.assert_allclose(
+        resumed["glacier_probability"].values, whole["glacier_probability"].values, atol=1e-5
+    )
