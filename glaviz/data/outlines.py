@@ -77,7 +77,7 @@ def rasterize_outlines(
     >>> from glaviz.data import synthetic_scene
     >>> import geopandas as gpd, shapely
     >>> ds = synthetic_scene(height=40, width=40, seed=0)
-    >>> x0, y0 = float(ds.x[10]), float(ds.y[10])
+    >>> x0, y0 = float(ds.x[10]) - 15, float(ds.y[10]) + 15  # a pixel corner
     >>> box = gpd.GeoSeries([shapely.box(x0, y0 - 300, x0 + 300, y0)], crs=ds.rio.crs)
     >>> int(rasterize_outlines(box, like=ds).sum())
     100
