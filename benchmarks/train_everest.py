@@ -1,7 +1,7 @@
 """Train a small GlaViTU on the western 60 % of the Everest sample and score the eastern 40 %.
 
-The protocol of shared/data/README.md: train on columns 0-479 (the last 128 columns validate and
-select the checkpoint), test on columns 480-799 mapped with glaviz.predict (blended windows),
+The protocol of shared/data/README.md: train on columns 0-479 (their southern 128 rows validate
+and select the checkpoint), test on columns 480-799 mapped with glaviz.predict (blended windows),
 valid pixels only. Prints IoU, precision, recall and area deviation on the test strip, and the
 training time.
 

@@ -374,8 +374,13 @@ def _parse_samples(path: Path, sensors: Mapping[str, SensorSpec], codes: tuple[s
             if scene["sensor"] not in sensors:
                 raise CatalogError(f"{sw}.sensor: unknown sensor {scene['sensor']!r}")
             for name_, rng in (scene.get("splits") or {}).items():
-                if not (isinstance(rng, list) and len(rng) == 2 and 0 <= rng[0] < rng[1]):
-                    raise CatalogError(f"{sw}.splits.{name_}: expected [start, stop], got {rng!r}")
+                ranges = rng.values() if isinstance(rng, Mapping) else [rng]
+                ok = all(isinstance(r, list) and len(r) == 2 and 0 <= r[0] < r[1] for r in ranges)
+                if not ok or (isinstance(rng, Mapping) and not set(rng) <= {"x", "y"}):
+                    raise CatalogError(
+                        f"{sw}.splits.{name_}: expected [start, stop] or {{y: [..], x: [..]}}, "
+                        f"got {rng!r}"
+                    )
             if scene.get("split_axis", "x") not in ("x", "y"):
                 raise CatalogError(f"{sw}.split_axis: must be 'x' or 'y'")
             for key, value in scene.items():

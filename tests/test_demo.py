@@ -21,7 +21,7 @@ def test_demo_summary(tmp_path, capsys):
 def test_sample_tiles_follow_the_everest_protocol():
     tiles = sample_tiles("everest_landsat7")
     assert {k: t.shape for k, t in tiles.items()} == {
-        "train": (655, 352), "val": (655, 128), "test": (655, 320),
+        "train": (527, 480), "val": (128, 480), "test": (655, 320),
     }  # fmt: skip
     assert tiles["test"].region == "HMA" and tiles["train"].groups == ("optical",)
     x_train_end = float(tiles["train"].scene.x[-1])

@@ -293,3 +293,21 @@ def test_compare_prediction_dataset_and_errors():
         compare_outlines(ref, ref.assign(debris=[2.0]), debris_column="debris")
     with pytest.raises(KeyError, match="debris_column"):
         compare_outlines(ref, ref, debris_column="nope")
+
+
+def test_evaluate_benchmark_with_the_real_predict(benchmark_dir):
+    """The default path: glaviz.predict on each streamed tile, pooled per region."""
+    import torch
+
+    from glaviz.data.benchmark import open_benchmark
+    from glaviz.models.glavitu import GlaViTU
+
+    torch.manual_seed(0)
+    model = GlaViTU.small(input_channels={"optical": 6, "dem": 2}, tile_size=64)
+    with open_benchmark(benchmark_dir / "*_val_*.hdf5") as bs:
+        t = evaluate_benchmark(model, bs, predict_kwargs={"stride": 64}, progress=False)
+        n_valid = sum(int(tile.to_scene()["valid"].sum()) for tile in bs)
+    overall = _row(t, "overall")
+    assert overall.tp + overall.fp + overall.fn + overall.tn <= n_valid
+    assert overall.n_tiles == len(t[t.level == "tile"]) >= 1
+    assert 0.0 <= overall.iou <= 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import xarray as xr
 
@@ -56,7 +58,7 @@ def sample_scene(
 
 
 def sample_tiles(
-    name: str = "everest_landsat7", *, bounds: dict[str, tuple[int, int]] | None = None
+    name: str = "everest_landsat7", *, bounds: dict[str, Any] | None = None
 ) -> dict[str, SceneTile]:
     """The sample scene, scaled and cut into its spatial splits (catalog ``splits``).
 
@@ -64,10 +66,10 @@ def sample_tiles(
     --------
     >>> tiles = sample_tiles("everest_landsat7")
     >>> {k: t.shape for k, t in tiles.items()}
-    {'train': (655, 352), 'val': (655, 128), 'test': (655, 320)}
+    {'train': (527, 480), 'val': (128, 480), 'test': (655, 320)}
     """
     entry = _entry(name)
-    bounds = bounds or {k: tuple(v) for k, v in (entry.scene.get("splits") or {}).items()}
+    bounds = bounds or dict(entry.scene.get("splits") or {})
     if not bounds:
         raise ValueError(f"sample {name!r} defines no splits; pass bounds={{'train': (0, n)}}")
     scene, mask, _ = sample_scene(name)

@@ -9,7 +9,7 @@ benchmark's own padding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -174,20 +174,22 @@ def spatial_split(
     scene: xr.Dataset,
     mask: xr.DataArray,
     *,
-    bounds: dict[str, tuple[int, int]],
+    bounds: Mapping[str, tuple[int, int] | Mapping[str, tuple[int, int]]],
     axis: str = "x",
     region: str | None = None,
 ) -> dict[str, SceneTile]:
-    """Cut a scaled scene into spatially separate tiles along ``axis`` (pixel index ranges).
+    """Cut a scaled scene into spatially separate rectangles (pixel index ranges).
 
     Parameters
     ----------
     scene, mask
         A scaled scene and its reference mask on the same grid.
-    bounds : dict of str to (start, stop)
-        Half-open pixel ranges along ``axis`` per split name; they must not overlap.
+    bounds : dict
+        Per split name, a half-open ``(start, stop)`` range along ``axis``, or a dict
+        ``{"y": (start, stop), "x": (start, stop)}`` for a rectangle (an axis left out means
+        all of it). Splits must not overlap.
     axis : {"x", "y"}
-        Columns (``"x"``) or rows (``"y"``).
+        The axis of plain ``(start, stop)`` ranges: columns (``"x"``) or rows (``"y"``).
     region : str, optional
         Region code given to every tile.
 
@@ -199,18 +201,35 @@ def spatial_split(
     ...                       bounds={"train": (0, 50), "val": (50, 60), "test": (60, 100)})
     >>> {k: v.shape for k, v in parts.items()}
     {'train': (40, 50), 'val': (40, 10), 'test': (40, 40)}
+    >>> parts = spatial_split(scale(ds), ds["reference_mask"], bounds={
+    ...     "train": {"y": (0, 30), "x": (0, 60)}, "val": {"y": (30, 40), "x": (0, 60)},
+    ...     "test": {"x": (60, 100)}})
+    >>> {k: v.shape for k, v in parts.items()}
+    {'train': (30, 60), 'val': (10, 60), 'test': (40, 40)}
     """
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
-    ranges = sorted(bounds.values())
-    for (_, a1), (b0, _) in zip(ranges, ranges[1:]):
-        if b0 < a1:
-            raise ValueError(f"split ranges overlap: {bounds}")
-    n = scene.sizes[axis]
+    rects: dict[str, dict[str, tuple[int, int]]] = {}
+    for name, b in bounds.items():
+        rect = dict(b) if isinstance(b, Mapping) else {axis: tuple(b)}
+        unknown = [k for k in rect if k not in ("x", "y")]
+        if unknown:
+            raise ValueError(f"split {name!r}: unknown axis {unknown}; use 'x' and 'y'")
+        for ax in ("y", "x"):
+            start, stop = rect.setdefault(ax, (0, scene.sizes[ax]))
+            if not 0 <= start < stop <= scene.sizes[ax]:
+                raise ValueError(
+                    f"split {name!r}: {ax} range ({start}, {stop}) outside 0..{scene.sizes[ax]}"
+                )
+        rects[name] = rect
+    names = list(rects)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if all(rects[a][ax][0] < rects[b][ax][1] and rects[b][ax][0] < rects[a][ax][1]
+                   for ax in ("y", "x")):  # fmt: skip
+                raise ValueError(f"splits {a!r} and {b!r} overlap: {rects[a]} and {rects[b]}")
     out = {}
-    for name, (start, stop) in bounds.items():
-        if not 0 <= start < stop <= n:
-            raise ValueError(f"split {name!r}: range ({start}, {stop}) outside 0..{n}")
-        sub = scene.isel({axis: slice(start, stop)})
-        out[name] = SceneTile(sub, mask.isel({axis: slice(start, stop)}), name=name, region=region)
+    for name, rect in rects.items():
+        sel = {ax: slice(*rect[ax]) for ax in ("y", "x")}
+        out[name] = SceneTile(scene.isel(sel), mask.isel(sel), name=name, region=region)
     return out

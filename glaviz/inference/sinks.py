@@ -27,6 +27,10 @@ from glaviz._io import atomic_write
 
 __all__ = ["GeoTiffSink", "MemorySink", "ZarrSink", "make_sink"]
 
+#: GDAL's block cache for the file sinks, in MB. GDAL's default (5 % of RAM) would let memory
+#: grow with the size of the output instead of staying bounded by the block.
+GDAL_CACHE_MB = 64
+
 VARIABLES = {
     "glacier_probability": ("float32", np.nan),
     "glacier_mask": ("uint8", 255),
@@ -167,20 +171,20 @@ class GeoTiffSink(_FileSink):
     def _write(self, rect, values) -> None:
         y0, y1, x0, x1 = rect
         window = rasterio.windows.Window(x0, y0, x1 - x0, y1 - y0)
-        for k, v in values.items():
-            with rasterio.open(self.partials[k], "r+") as dst:
-                dst.write(np.asarray(v)[None], window=window)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            for k, v in values.items():
+                with rasterio.open(self.partials[k], "r+") as dst:
+                    dst.write(np.asarray(v)[None], window=window)
 
     def finalize(self) -> xr.Dataset:
         for k in VARIABLES:
-            atomic_write(
-                self.targets[k],
-                lambda tmp, k=k: rasterio.shutil.copy(
-                    self.partials[k], tmp, driver="COG", COMPRESS="DEFLATE",
-                    BLOCKSIZE=self.block_size,
-                ),
-                suffix=".tif",
-            )  # fmt: skip
+
+            def to_cog(tmp: Path, k: str = k) -> None:
+                rasterio.shutil.copy(self.partials[k], tmp, driver="COG", COMPRESS="DEFLATE",
+                                     BLOCKSIZE=self.block_size)  # fmt: skip
+
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+                atomic_write(self.targets[k], to_cog, suffix=".tif")
         for p in self.partials.values():
             p.unlink()
         self.progress.unlink()

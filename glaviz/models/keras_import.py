@@ -16,10 +16,12 @@ classes and whether a deep-supervision head is present.
 
 Examples
 --------
->>> from glaviz.models.keras_import import load_keras_weights
->>> model = load_keras_weights("GlaViTU_global_weights.h5")  # doctest: +SKIP
->>> model.config["input_channels"]  # doctest: +SKIP
-{'optical': 6, 'dem': 2}
+With one of the authors' weight files (``tests/models/test_keras_import.py`` runs this on the
+parity fixture)::
+
+    from glaviz.models.keras_import import load_keras_weights
+    model = load_keras_weights("GlaViTU_global_weights.h5")
+    model.config["input_channels"]   # {'optical': 6, 'dem': 2}
 """
 
 from __future__ import annotations
@@ -510,10 +512,12 @@ def load_keras_weights(
 
     Examples
     --------
-    >>> model = load_keras_weights("GlaViTU_global_weights.h5")  # doctest: +SKIP
-    >>> model = load_keras_weights(  # doctest: +SKIP
-    ...     "weights.h5", config={"deep_supervision": False}, device="cuda"
-    ... )
+    With the authors' files (see the module example)::
+
+        model = load_keras_weights("GlaViTU_global_weights.h5")
+        model = load_keras_weights(
+            "weights.h5", config={"deep_supervision": False}, device="cuda"
+        )
     """
     wf = KerasWeightFile.read(path)
     cfg = infer_config(wf) if config is None else _infer_or_empty(wf, config)
