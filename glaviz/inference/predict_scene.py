@@ -20,7 +20,7 @@ from glaviz.catalog import load_catalog
 from glaviz.data.scaling import scale
 from glaviz.data.scene import band_dim
 from glaviz.inference.sinks import make_sink
-from glaviz.inference.windows import WindowRunner, blend_block, window_starts
+from glaviz.inference.windows import WindowRunner, blend_rows, window_starts
 
 __all__ = ["binary_confidence", "predict"]
 
@@ -128,7 +128,7 @@ def predict(
     overwrite, resume : bool
         Replace existing outputs; continue a run that was killed.
     block_size : int
-        Side of the blocks the scene is processed in.
+        Rows per output strip: written (and recorded for resuming) one strip at a time.
     device, precision
         Default CUDA if available (bf16 autocast, channels_last, pinned transfers), else CPU
         float32; ``precision="bf16"`` also helps CPUs with AMX/AVX512-BF16.
@@ -188,44 +188,49 @@ def predict(
         return {g: np.asarray(a.values, np.float32) for g, a in region.items()}
 
     halo = 1 if median_filter else 0
-    blocks = [
-        (by, min(by + block_size, height), bx, min(bx + block_size, width))
-        for by in range(0, height, block_size)
-        for bx in range(0, width, block_size)
-    ]
+    strips = [(r, min(r + block_size, height)) for r in range(0, height, block_size)]
+    todo = [(r0, r1) for r0, r1 in strips if str(r0) not in sink.done]
     n_windows = len(window_starts(height, window, stride)) * len(
         window_starts(width, window, stride)
     )
-    bar = tqdm(total=len(blocks), disable=not progress, desc=f"predict ({n_windows} windows)",
-               unit="block")  # fmt: skip
+    bar = tqdm(total=height, initial=height - sum(r1 - r0 for r0, r1 in todo), unit="row",
+               disable=not progress, desc=f"predict ({n_windows} windows)")  # fmt: skip
+
+    def finish(r0: int, r1: int, prob: np.ndarray, p0: int) -> None:
+        """Mask, confidence and nodata for rows r0..r1 (``prob`` starts at row ``p0``)."""
+        mask = (prob > 0.5).astype(np.uint8)
+        if median_filter:
+            mask = ndimage.median_filter(mask, size=3, mode="nearest")
+        rows = slice(r0 - p0, r1 - p0)
+        prob, mask = prob[rows], mask[rows]
+        valid = np.asarray(scene["valid"][r0:r1, :].values, bool)
+        conf = np.asarray(binary_confidence(prob), np.float32)
+        if calibrate is not None:
+            conf = calibrate(conf)
+        sink.write(str(r0), (r0, r1, 0, width), {
+            "glacier_probability": np.where(valid, prob, np.nan).astype(np.float32),
+            "glacier_mask": np.where(valid, mask, 255).astype(np.uint8),
+            "confidence": np.where(valid, conf, np.nan).astype(np.float32),
+        })  # fmt: skip
+        bar.update(r1 - r0)
+
     try:
-        for y0, y1, x0, x1 in blocks:
-            key = f"{y0}_{x0}"
-            if key in sink.done:
-                bar.update(1)
-                continue
-            ey0, ey1 = max(y0 - halo, 0), min(y1 + halo, height)
-            ex0, ex1 = max(x0 - halo, 0), min(x1 + halo, width)
-            prob = blend_block(
-                runner, read, shape=(height, width), core=(ey0, ey1, ex0, ex1),
-                window=window, stride=stride, batch_size=batch_size,
-            )  # fmt: skip
-            mask = (prob > 0.5).astype(np.uint8)
-            if median_filter:
-                mask = ndimage.median_filter(mask, size=3, mode="nearest")
-            inner = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
-            prob, mask = prob[inner], mask[inner]
-            valid = np.asarray(scene["valid"][y0:y1, x0:x1].values, bool)
-            conf = np.asarray(binary_confidence(prob), np.float32)
-            if calibrate is not None:
-                conf = calibrate(conf)
-            values = {
-                "glacier_probability": np.where(valid, prob, np.nan).astype(np.float32),
-                "glacier_mask": np.where(valid, mask, 255).astype(np.uint8),
-                "confidence": np.where(valid, conf, np.nan).astype(np.float32),
-            }
-            sink.write(key, (y0, y1, x0, x1), values)
-            bar.update(1)
+        if todo:
+            start = max(todo[0][0] - halo, 0)
+            pending, p0 = np.zeros((0, width), np.float32), start
+            queue = list(todo)
+            for _, r1, prob in blend_rows(
+                runner, read, shape=(height, width), window=window, stride=stride,
+                batch_size=batch_size, start_row=start,
+            ):  # fmt: skip
+                pending = np.concatenate([pending, prob])
+                # a strip is done once the rows below it (median filter halo) are final too
+                while queue and r1 >= min(queue[0][1] + halo, height):
+                    s0, s1 = queue.pop(0)
+                    lo, hi = max(s0 - halo, p0), min(s1 + halo, r1)
+                    finish(s0, s1, pending[lo - p0 : hi - p0], lo)
+                    keep = max(s1 - halo, p0)
+                    pending, p0 = pending[keep - p0 :], keep
     finally:
         bar.close()
         model.train(was_training)

@@ -4,19 +4,19 @@ Windows of side ``window`` start every ``stride`` pixels along each axis, the la
 with the scene's far edge, so every pixel is covered and edges get full windows (a scene smaller
 than one window gets one zero-padded window). Each window's glacier probability is weighted by
 ``exp(-d^2 / 2)`` on a ``[-1, 1]^2`` grid (symmetric for even windows), accumulated and divided
-by the accumulated weight. Blending is computed for any rectangle of the scene from the global
-window grid, so a scene processed block by block gives exactly the same result as in one piece.
+by the accumulated weight. :func:`blend_rows` runs each window once, one window row at a time,
+and hands out rows as soon as no later window reaches them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["WindowRunner", "blend_block", "gaussian_weights", "window_starts"]
+__all__ = ["WindowRunner", "blend_rows", "gaussian_weights", "window_starts"]
 
 #: The 8 dihedral transforms: (number of 90 degree rotations, flip left-right first).
 DIHEDRAL = [(k, flip) for flip in (False, True) for k in range(4)]
@@ -153,56 +153,80 @@ def _read_window(
     return out
 
 
-def blend_block(
+def blend_rows(
     runner: WindowRunner,
     read: Callable[[int, int, int, int], dict[str, np.ndarray]],
     *,
     shape: tuple[int, int],
-    core: tuple[int, int, int, int],
     window: int,
     stride: int,
     batch_size: int = 8,
-) -> np.ndarray:
-    """Blended glacier probability of the rectangle ``core = (y0, y1, x0, x1)`` of a scene.
+    start_row: int = 0,
+    read_width: int = 2048,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Blended glacier probability of a scene, yielded as finished row strips, top to bottom.
+
+    Windows are run one window row at a time (each window exactly once); rows that no later
+    window covers are final and are yielded at once, so memory holds one window row of inputs
+    (read ``read_width`` columns at a time) and a ``window``-high accumulator, whatever the
+    scene's size.
 
     Parameters
     ----------
     runner : WindowRunner
     read : callable
-        ``read(y0, y1, x0, x1) -> {group: (C, y1 - y0, x1 - x0) float32}``: scene data of a
-        rectangle inside the scene.
+        ``read(y0, y1, x0, x1) -> {group: (C, y1 - y0, x1 - x0) float32}`` for a rectangle of
+        the scene.
     shape : (int, int)
         Scene height and width.
-    core : (int, int, int, int)
-        The rectangle to compute, in scene pixels.
+    start_row : int
+        Yield rows from here on (a resumed run): windows reaching below it are run again.
+    read_width : int
+        Columns of input read at once (plus one window).
 
-    Returns
-    -------
-    numpy.ndarray
-        float32 ``(y1 - y0, x1 - x0)`` probabilities.
+    Yields
+    ------
+    (int, int, numpy.ndarray)
+        ``(r0, r1, prob)`` with ``prob`` float32 of shape ``(r1 - r0, width)``; the strips
+        tile rows ``start_row .. height`` in order.
     """
     height, width = shape
-    cy0, cy1, cx0, cx1 = core
-    ys = [y for y in window_starts(height, window, stride) if y < cy1 and y + window > cy0]
-    xs = [x for x in window_starts(width, window, stride) if x < cx1 and x + window > cx0]
-    ry0, ry1 = ys[0], min(ys[-1] + window, height)
-    rx0, rx1 = xs[0], min(xs[-1] + window, width)
-    arrays = read(ry0, ry1, rx0, rx1)
+    ys = [y for y in window_starts(height, window, stride) if y + window > start_row]
+    xs = window_starts(width, window, stride)
     weights = gaussian_weights(window)
-    acc = np.zeros((cy1 - cy0, cx1 - cx0), np.float64)
-    wsum = np.zeros_like(acc)
-    corners = [(y, x) for y in ys for x in xs]
-    for i in range(0, len(corners), batch_size):
-        chunk = corners[i : i + batch_size]
-        wins = [_read_window(arrays, (ry0, rx0), y, x, window) for y, x in chunk]
-        batch = {g: np.stack([w[g] for w in wins]) for g in arrays}
-        prob = runner(batch, chunk)
-        for (y, x), p in zip(chunk, prob):
-            # the overlap of this window with the core, and with the scene (no weight on padding)
-            oy0, oy1 = max(y, cy0), min(y + window, cy1, height)
-            ox0, ox1 = max(x, cx0), min(x + window, cx1, width)
-            wy, wx = slice(oy0 - y, oy1 - y), slice(ox0 - x, ox1 - x)
-            dst = (slice(oy0 - cy0, oy1 - cy0), slice(ox0 - cx0, ox1 - cx0))
-            acc[dst] += p[wy, wx] * weights[wy, wx]
-            wsum[dst] += weights[wy, wx]
-    return (acc / wsum).astype(np.float32)
+    rows = min(window, height)
+    acc = np.zeros((rows, width), np.float32)
+    wsum = np.zeros((rows, width), np.float32)
+    top = start_row
+    chunks, current = [], [xs[0]]
+    for x in xs[1:]:
+        if x - current[0] > read_width:
+            chunks.append(current)
+            current = []
+        current.append(x)
+    chunks.append(current)
+    for y in ys:
+        if y > top:  # rows top..y are final: no later window reaches them
+            n = y - top
+            yield top, y, acc[:n] / wsum[:n]
+            acc = np.concatenate([acc[n:], np.zeros((n, width), np.float32)])
+            wsum = np.concatenate([wsum[n:], np.zeros((n, width), np.float32)])
+            top = y
+        y1 = min(y + window, height)
+        for group in chunks:
+            x0, x1 = group[0], min(group[-1] + window, width)
+            arrays = read(y, y1, x0, x1)
+            for i in range(0, len(group), batch_size):
+                corners = [(y, x) for x in group[i : i + batch_size]]
+                wins = [_read_window(arrays, (y, x0), cy, cx, window) for cy, cx in corners]
+                prob = runner({g: np.stack([w[g] for w in wins]) for g in arrays}, corners)
+                for (_, x), p in zip(corners, prob):
+                    r0 = max(y, top)  # rows above `top` are already out (or not wanted)
+                    wy = slice(r0 - y, y1 - y)
+                    wx = slice(0, min(x + window, width) - x)
+                    dst = (slice(r0 - top, y1 - top), slice(x, x + wx.stop))
+                    acc[dst] += p[wy, wx] * weights[wy, wx]
+                    wsum[dst] += weights[wy, wx]
+    if height > top:
+        n = height - top
+        yield top, height, acc[:n] / wsum[:n]

@@ -10,7 +10,6 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-import glaviz.inference.predict_scene as predict_module
 from glaviz.data import scale, synthetic_scene
 from glaviz.data.scene import band_dim
 from glaviz.inference import gaussian_weights, predict, window_starts
@@ -188,30 +187,50 @@ def test_incompatible_scene(model):
         predict(model, optical_only, progress=False)
 
 
-def test_killed_run_resumes_without_recomputing_blocks(model, scene, tmp_path, monkeypatch):
+def test_killed_run_resumes_without_recomputing_strips(model, scene, tmp_path, monkeypatch):
+    from glaviz.inference.sinks import GeoTiffSink
+    from glaviz.inference.windows import WindowRunner
+
+    windows = []
+    run = WindowRunner.__call__
+    monkeypatch.setattr(
+        WindowRunner, "__call__", lambda self, b, c: windows.extend(c) or run(self, b, c)
+    )
+    write = GeoTiffSink._write
     calls = []
-    original = predict_module.blend_block
 
-    def flaky(*args, **kwargs):
-        calls.append(kwargs["core"])
-        if len(calls) == 4:
+    def killed_on_third_strip(self, rect, values):
+        calls.append(rect)
+        if len(calls) == 3:
             raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
+        return write(self, rect, values)
 
-    monkeypatch.setattr(predict_module, "blend_block", flaky)
+    monkeypatch.setattr(GeoTiffSink, "_write", killed_on_third_strip)
     with pytest.raises(KeyboardInterrupt):
         predict(model, scene, block_size=32, output=tmp_path / "r.tif", progress=False)
     progress = json.loads((tmp_path / "r.progress.json").read_text())
-    assert len(progress["done"]) == 3 and not (tmp_path / "r_glacier_mask.tif").exists()
-    calls.clear()
-    monkeypatch.setattr(predict_module, "blend_block", original)
-    counted = []
-    monkeypatch.setattr(
-        predict_module, "blend_block", lambda *a, **k: counted.append(1) or original(*a, **k)
-    )
+    assert progress["done"] == ["0", "32"] and not (tmp_path / "r_glacier_mask.tif").exists()
+    monkeypatch.setattr(GeoTiffSink, "_write", write)
+    windows.clear()
     resumed = predict(model, scene, block_size=32, output=tmp_path / "r.tif", progress=False)
-    assert len(counted) == 3 * 4 - 3  # 12 blocks, 3 already written
+    # 90 rows: window rows start at 0, 16, 32, 48, 58; rows from 64 on need only 48 and 58
+    n_cols = len(window_starts(110, 32, 16))
+    assert len(windows) == 2 * n_cols
     whole = predict(model, scene, progress=False)
     np.testing.assert_allclose(
         resumed["glacier_probability"].values, whole["glacier_probability"].values, atol=1e-5
+    )
+
+
+def test_each_window_runs_once(model, scene, monkeypatch):
+    from glaviz.inference.windows import WindowRunner
+
+    seen = []
+    run = WindowRunner.__call__
+    monkeypatch.setattr(
+        WindowRunner, "__call__", lambda self, b, c: seen.extend(c) or run(self, b, c)
+    )
+    predict(model, scene, block_size=20, progress=False)
+    assert sorted(seen) == sorted(
+        (y, x) for y in window_starts(90, 32, 16) for x in window_starts(110, 32, 16)
     )
