@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32", choices=["32", "bf16"])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tta", action="store_true", help="8-fold TTA when mapping the test strip")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,7 +60,7 @@ def main() -> None:
         train_seconds = time.perf_counter() - started
         best = load_checkpoint(f"{ckpt}/best.safetensors")
     test = tiles["test"]
-    pred = predict(best, test.scene, precision=args.precision, progress=False)
+    pred = predict(best, test.scene, precision=args.precision, tta=args.tta, progress=False)
     scores = confusion(pred["glacier_mask"].values == 1, np.asarray(test.mask),
                        test.scene["valid"].values)  # fmt: skip
     print(history.to_string(index=False))

@@ -12,15 +12,53 @@ from __future__ import annotations
 from typing import Any
 
 from glaviz.models.blocks import FusionBlock, LocationEncoder
+from glaviz.models.checkpoint import (
+    CheckpointError,
+    IncompatibleSceneError,
+    check_compatible,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+    update_checkpoint_metadata,
+)
+from glaviz.models.deeplab import DeepLabV3Plus
 from glaviz.models.glavitu import GlaViTU, count_parameters_keras_style
+from glaviz.models.registry import (
+    FusionModel,
+    RegistryError,
+    available_models,
+    build,
+    register_model,
+    registry_name,
+)
+from glaviz.models.resunet import ResUNet
+from glaviz.models.setr import SETR
+from glaviz.models.transunet import TransUNet
 
 __all__ = [
+    "SETR",
+    "CheckpointError",
+    "DeepLabV3Plus",
     "FusionBlock",
+    "FusionModel",
     "GlaViTU",
+    "IncompatibleSceneError",
     "KerasImportError",
     "LocationEncoder",
+    "RegistryError",
+    "ResUNet",
+    "TransUNet",
+    "available_models",
+    "build",
+    "check_compatible",
     "count_parameters_keras_style",
+    "load_checkpoint",
     "load_keras_weights",
+    "read_checkpoint_metadata",
+    "register_model",
+    "registry_name",
+    "save_checkpoint",
+    "update_checkpoint_metadata",
 ]
 
 

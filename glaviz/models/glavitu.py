@@ -8,7 +8,7 @@ With the same weights it gives the same outputs as the original (see
 2. Optional :class:`~glaviz.models.blocks.LocationEncoder`, broadcast-added to ``F``.
 3. :class:`SETRBranch`: ViT encoder on 16x16 patches + progressive upsampling decoder,
    ``S = F + SETR(F)``. The deep-supervision head (training only) reads ``S``.
-4. :class:`ResUNet`: residual U-Net, ``U = S + ResUNet(S)``.
+4. :class:`ResUNetBranch`: residual U-Net, ``U = S + ResUNetBranch(S)``.
 5. Head: 1x1 convolution to ``n_classes`` logits (softmax gives the probabilities; channel 0 =
    not glacier, channel 1 = glacier).
 
@@ -51,7 +51,7 @@ __all__ = [
     "DEFAULT_LOCATION_FEATURES",
     "GlaViTU",
     "LocationEncoding",
-    "ResUNet",
+    "ResUNetBranch",
     "SETRBranch",
     "count_parameters_keras_style",
 ]
@@ -129,7 +129,7 @@ class SETRBranch(nn.Module):
         return y
 
 
-class ResUNet(nn.Module):
+class ResUNetBranch(nn.Module):
     """Residual U-Net whose output has the input's channels (a residual branch).
 
     Encoder: :class:`~glaviz.models.blocks.ResidualBlock` per level (max-pool 2 between levels),
@@ -151,7 +151,7 @@ class ResUNet(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> ResUNet(8, (8, 16), 32)(torch.rand(1, 8, 16, 16)).shape
+    >>> ResUNetBranch(8, (8, 16), 32)(torch.rand(1, 8, 16, 16)).shape
     torch.Size([1, 8, 16, 16])
     """
 
@@ -332,7 +332,7 @@ class GlaViTU(nn.Module):
             dropout=dropout,
         )
         self.deep_supervision_head = nn.Conv2d(width, n_classes, 1) if deep_supervision else None
-        self.unet = ResUNet(width, unet_widths, bottleneck_width, dropout=dropout)
+        self.unet = ResUNetBranch(width, unet_widths, bottleneck_width, dropout=dropout)
         self.head = nn.Conv2d(width, n_classes, 1)
         self.reset_parameters()
 

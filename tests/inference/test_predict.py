@@ -234,3 +234,14 @@ def test_each_window_runs_once(model, scene, monkeypatch):
     assert sorted(seen) == sorted(
         (y, x) for y in window_starts(90, 32, 16) for x in window_starts(110, 32, 16)
     )
+
+
+def test_bfloat16_autocast_on_cpu_agrees(model, scene):
+    full = predict(model, scene, progress=False)
+    half = predict(model, scene, precision="bf16", progress=False)
+    assert half.attrs["precision"] == "bf16"
+    valid = scene["valid"].values
+    same = full["glacier_mask"].values[valid] == half["glacier_mask"].values[valid]
+    assert same.mean() > 0.97
+    diff = np.abs(full["glacier_probability"].values - half["glacier_probability"].values)
+    assert np.nanmax(diff) < 0.1
