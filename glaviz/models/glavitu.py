@@ -62,6 +62,39 @@ LocationEncoding = Literal["none", "region", "coordinates"]
 DEFAULT_LOCATION_FEATURES: dict[str, int] = {"region": 12, "coordinates": 4}
 
 
+def check_input_config(
+    input_channels: Mapping[str, int] | None,
+    location_encoding: str,
+    location_features: int | None,
+) -> tuple[dict[str, int], int | None]:
+    """Validate the input arguments shared by every model: groups and location encoding.
+
+    Returns the input channels as a plain dict (default optical 6 + dem 2) and the location
+    vector length (the encoding's default when not given, ``None`` without encoding).
+
+    Examples
+    --------
+    >>> check_input_config(None, "region", None)
+    ({'optical': 6, 'dem': 2}, 12)
+    """
+    if input_channels is None:
+        input_channels = {"optical": 6, "dem": 2}
+    channels = {str(k): int(v) for k, v in input_channels.items()}
+    if "location" in channels:
+        raise ValueError("'location' is reserved for the location vector, not an image group")
+    if location_encoding not in ("none", "region", "coordinates"):
+        raise ValueError(
+            "location_encoding must be 'none', 'region' or 'coordinates', "
+            f"got {location_encoding!r}"
+        )
+    if location_encoding == "none":
+        if location_features is not None:
+            raise ValueError("location_features given but location_encoding is 'none'")
+    elif location_features is None:
+        location_features = DEFAULT_LOCATION_FEATURES[location_encoding]
+    return channels, location_features
+
+
 class SETRBranch(nn.Module):
     """SETR-like transformer branch with a progressive-upsampling (PUP) decoder.
 
@@ -262,21 +295,9 @@ class GlaViTU(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if input_channels is None:
-            input_channels = {"optical": 6, "dem": 2}
-        input_channels = {str(k): int(v) for k, v in input_channels.items()}
-        if "location" in input_channels:
-            raise ValueError("'location' is reserved for the location vector, not an image group")
-        if location_encoding not in ("none", "region", "coordinates"):
-            raise ValueError(
-                "location_encoding must be 'none', 'region' or 'coordinates', "
-                f"got {location_encoding!r}"
-            )
-        if location_encoding == "none":
-            if location_features is not None:
-                raise ValueError("location_features given but location_encoding is 'none'")
-        elif location_features is None:
-            location_features = DEFAULT_LOCATION_FEATURES[location_encoding]
+        input_channels, location_features = check_input_config(
+            input_channels, location_encoding, location_features
+        )
         unet_widths = tuple(int(w) for w in unet_widths)
         if not unet_widths:
             raise ValueError("unet_widths must hold at least one level")

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from torch import Tensor, nn
 
 from glaviz.models.blocks import FusionBlock, LocationEncoder
-from glaviz.models.glavitu import DEFAULT_LOCATION_FEATURES, LocationEncoding
+from glaviz.models.glavitu import LocationEncoding, check_input_config
 
 __all__ = [
     "FusionModel",
@@ -362,21 +362,9 @@ class FusionModel(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if input_channels is None:
-            input_channels = {"optical": 6, "dem": 2}
-        input_channels = {str(k): int(v) for k, v in input_channels.items()}
-        if "location" in input_channels:
-            raise ValueError("'location' is reserved for the location vector, not an image group")
-        if location_encoding not in ("none", "region", "coordinates"):
-            raise ValueError(
-                "location_encoding must be 'none', 'region' or 'coordinates', "
-                f"got {location_encoding!r}"
-            )
-        if location_encoding == "none":
-            if location_features is not None:
-                raise ValueError("location_features given but location_encoding is 'none'")
-        elif location_features is None:
-            location_features = DEFAULT_LOCATION_FEATURES[location_encoding]
+        input_channels, location_features = check_input_config(
+            input_channels, location_encoding, location_features
+        )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.input_channels: dict[str, int] = input_channels
