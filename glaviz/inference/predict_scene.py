@@ -16,11 +16,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from glaviz.calibration import CalibrationMap, binary_confidence
-from glaviz.catalog import load_catalog
+from glaviz.data.location import coordinate_features, region_one_hot
 from glaviz.data.scaling import scale
 from glaviz.data.scene import band_dim
 from glaviz.inference.sinks import make_sink
 from glaviz.inference.windows import WindowRunner, blend_rows, window_starts
+from glaviz.models.runtime import resolve_device, resolve_precision
 
 __all__ = ["binary_confidence", "predict"]
 
@@ -47,10 +48,8 @@ def _location_fn(model: nn.Module, scene: xr.Dataset, location: Any, window: int
             raise ValueError("location= was given but the model takes no location input")
         return None
     if encoding == "region":
-        cat = load_catalog()
         if location is None or isinstance(location, str):
-            vec = np.zeros(cat.unknown_slot + 1, np.float32)
-            vec[cat.region_index(location)] = 1.0
+            vec = region_one_hot(location)
         else:
             vec = np.asarray(getattr(location, "location", location), np.float32)
         return lambda corners: np.repeat(vec[None], len(corners), 0)
@@ -62,9 +61,7 @@ def _location_fn(model: nn.Module, scene: xr.Dataset, location: Any, window: int
     def coords(corners: list[tuple[int, int]]) -> np.ndarray:
         cy = np.array([y for y, _ in corners]) + window / 2
         cx = np.array([x for _, x in corners]) + window / 2
-        lon, lat = to_ll.transform(t.c + t.a * cx, t.f + t.e * cy)
-        lon, lat = np.radians(lon), np.radians(lat)
-        return np.stack([np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)], 1)
+        return coordinate_features(*to_ll.transform(t.c + t.a * cx, t.f + t.e * cy))
 
     return coords
 
@@ -157,13 +154,8 @@ def predict(
     config = getattr(model, "config", {}) or {}
     window = window or int(config.get("tile_size", 384))
     stride = stride or max(1, window // 2)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if precision is None:
-        precision = "32"
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "16"
+    device = resolve_device(device)
+    precision = resolve_precision(device, precision)
     was_training = model.training
     model.eval().to(device)
     if device.type == "cuda":

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from glaviz.models.runtime import autocast
+
 __all__ = ["WindowRunner", "blend_rows", "gaussian_weights", "window_starts"]
 
 #: The 8 dihedral transforms: (number of 90 degree rotations, flip left-right first).
@@ -101,12 +103,8 @@ class WindowRunner:
         return tensor.to(self.device)
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.precision == "32":
+        with autocast(self.device, self.precision):
             logits = self.model(inputs)
-        else:
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            with torch.autocast(device_type=self.device.type, dtype=dtype):
-                logits = self.model(inputs)
         return torch.softmax(logits.float(), dim=1)[:, 1]
 
     @torch.inference_mode()

@@ -70,6 +70,7 @@ from glaviz.models._checkpoint_meta import (
     _to_json,
 )
 from glaviz.models.registry import build, registry_name
+from glaviz.models.runtime import resolve_device
 
 __all__ = [
     "FORMAT_VERSION",
@@ -167,12 +168,6 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
     return header, 8 + n
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _shape_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any]) -> list[str]:
@@ -526,7 +521,7 @@ def load_checkpoint(
             "download it again"
         )
     model.load_state_dict(tensors, strict=True)
-    model.to(_resolve_device(device)).eval()
+    model.to(resolve_device(device)).eval()
     model.checkpoint_metadata = meta
     model.registry_name = meta["model"]
     return model

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from glaviz.data.tiles import Tile
+from glaviz.models.runtime import autocast, resolve_device, resolve_precision
 from glaviz.train.augment import Augmentation
 from glaviz.train.losses import FocalLoss, deep_supervision_loss
 from glaviz.train.sampling import (
@@ -28,7 +29,7 @@ from glaviz.train.sampling import (
     epoch_batches,
 )
 from glaviz.train.state import load_training_state, save_training_state
-from glaviz.train.validation import autocast, validate
+from glaviz.train.validation import validate
 
 __all__ = ["STRATEGIES", "WarmRestarts", "fit"]
 
@@ -61,12 +62,6 @@ class WarmRestarts:
                 return 0.5 * (1 + math.cos(math.pi * (step - start) / (end - start)))
             start = end
         return 0.0
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _distributed(device: torch.device) -> tuple[int, int]:
@@ -204,7 +199,7 @@ def fit(
     >>> list(history.columns[:3])
     ['epoch', 'steps', 'lr']
     """
-    device = _device(device)
+    device = resolve_device(device)
     rank, world = _distributed(device)
     location = _model_location(model)
     _check_strategy(strategy, location)
@@ -212,11 +207,7 @@ def fit(
     epochs = epochs if epochs is not None else (80 if finetune else 150)
     lr = lr if lr is not None else (5e-5 if finetune else 5e-4)
     schedule = schedule or ("cosine" if finetune else "warm_restarts")
-    if precision is None:
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "16"
-        else:
-            precision = "32"
+    precision = resolve_precision(device, precision)
     config = getattr(model, "config", {}) or {}
     groups = list(config.get("input_channels", {}))
     if not groups:

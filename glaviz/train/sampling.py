@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from glaviz.catalog import load_catalog
+from glaviz.data.location import coordinate_features, region_one_hot
 from glaviz.data.tiles import Patch, Tile
 from glaviz.train.augment import Augmentation
 
@@ -66,15 +66,11 @@ def location_vector(
     if mode == "none":
         return None
     if mode == "region":
-        cat = load_catalog()
-        vec = np.zeros(cat.unknown_slot + 1, np.float32)
-        vec[cat.region_index(None if unknown_region else patch.region)] = 1.0
-        return vec
+        return region_one_hot(None if unknown_region else patch.region)
     if mode == "coordinates":
         if patch.lonlat is None:
             raise ValueError("coordinate encoding needs tiles with a CRS (patch.lonlat is None)")
-        lon, lat = np.radians(patch.lonlat)
-        return np.array([np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)], np.float32)
+        return coordinate_features(*patch.lonlat)
     raise ValueError(f"location mode must be 'none', 'region' or 'coordinates', got {mode!r}")
 
 

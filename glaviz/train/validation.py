@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,17 +10,10 @@ from torch import nn
 
 from glaviz.data.tiles import Tile
 from glaviz.metrics import Confusion, confusion
+from glaviz.models.runtime import autocast
 from glaviz.train.sampling import LocationMode, location_vector
 
-__all__ = ["autocast", "validate"]
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` ("32", "bf16", "16") on ``device``; a no-op for "32"."""
-    if precision == "32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+__all__ = ["validate"]
 
 
 @torch.no_grad()
