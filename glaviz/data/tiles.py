@@ -19,7 +19,7 @@ from pyproj import Transformer
 
 from glaviz.data.scene import band_dim, scene_groups
 
-__all__ = ["IGNORE", "Patch", "SceneTile", "Tile", "spatial_split"]
+__all__ = ["IGNORE", "Patch", "SceneTile", "Tile", "padded_window", "spatial_split"]
 
 #: Label value of pixels that are padding, nodata or unlabelled.
 IGNORE = 255
@@ -68,8 +68,14 @@ class Tile(Protocol):
     def read(self, y: int, x: int, size: int, groups: Sequence[str] | None = None) -> Patch: ...
 
 
-def _window(arr: np.ndarray, y: int, x: int, size: int, fill) -> np.ndarray:
-    """``arr[..., y:y+size, x:x+size]`` with ``fill`` outside the array."""
+def padded_window(arr: np.ndarray, y: int, x: int, size: int, fill) -> np.ndarray:
+    """A copy of ``arr[..., y:y+size, x:x+size]``, with ``fill`` where it reaches outside.
+
+    Examples
+    --------
+    >>> padded_window(np.ones((1, 2, 2)), -1, 0, 2, 0.0)[0].tolist()
+    [[0.0, 0.0], [1.0, 1.0]]
+    """
     h, w = arr.shape[-2:]
     out = np.full((*arr.shape[:-2], size, size), fill, dtype=arr.dtype)
     y0, x0 = max(y, 0), max(x, 0)
@@ -162,9 +168,9 @@ class SceneTile:
             lon, lat = self._to_lonlat.transform(cx, cy)
             lonlat = (float(lon), float(lat))
         return Patch(
-            inputs={g: _window(self._arrays[g], y, x, size, 0.0) for g in groups},
-            label=_window(self._label, y, x, size, IGNORE),
-            valid=_window(self._valid, y, x, size, False),
+            inputs={g: padded_window(self._arrays[g], y, x, size, 0.0) for g in groups},
+            label=padded_window(self._label, y, x, size, IGNORE),
+            valid=padded_window(self._valid, y, x, size, False),
             region=self.region,
             lonlat=lonlat,
         )

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from glaviz.data.tiles import padded_window
 from glaviz.models.runtime import autocast
 
 __all__ = ["WindowRunner", "blend_rows", "gaussian_weights", "window_starts"]
@@ -132,25 +133,6 @@ class WindowRunner:
         return (total / len(DIHEDRAL)).cpu().numpy()
 
 
-def _read_window(
-    arrays: Mapping[str, np.ndarray], origin: tuple[int, int], y: int, x: int, window: int
-) -> dict[str, np.ndarray]:
-    """A window (global corner ``(y, x)``) cut from region arrays starting at ``origin``."""
-    out = {}
-    for g, a in arrays.items():
-        h, w = a.shape[-2:]
-        ly, lx = y - origin[0], x - origin[1]
-        if 0 <= ly and 0 <= lx and ly + window <= h and lx + window <= w:
-            out[g] = a[:, ly : ly + window, lx : lx + window]
-        else:
-            buf = np.zeros((a.shape[0], window, window), np.float32)
-            y0, x0 = max(ly, 0), max(lx, 0)
-            y1, x1 = min(ly + window, h), min(lx + window, w)
-            buf[:, y0 - ly : y1 - ly, x0 - lx : x1 - lx] = a[:, y0:y1, x0:x1]
-            out[g] = buf
-    return out
-
-
 def blend_rows(
     runner: WindowRunner,
     read: Callable[[int, int, int, int], dict[str, np.ndarray]],
@@ -216,8 +198,11 @@ def blend_rows(
             arrays = read(y, y1, x0, x1)
             for i in range(0, len(group), batch_size):
                 corners = [(y, x) for x in group[i : i + batch_size]]
-                wins = [_read_window(arrays, (y, x0), cy, cx, window) for cy, cx in corners]
-                prob = runner({g: np.stack([w[g] for w in wins]) for g in arrays}, corners)
+                batch = {
+                    g: np.stack([padded_window(a, 0, cx - x0, window, 0.0) for _, cx in corners])
+                    for g, a in arrays.items()
+                }
+                prob = runner(batch, corners)
                 for (_, x), p in zip(corners, prob):
                     r0 = max(y, top)  # rows above `top` are already out (or not wanted)
                     wy = slice(r0 - y, y1 - y)
