@@ -114,8 +114,22 @@ def _train(args: argparse.Namespace) -> int:
         (out / "run.json").write_text(json.dumps(summary, indent=2, default=float))
         print(json.dumps(summary, indent=2, default=float))
     if dist.is_initialized():
-        dist.destroy_process_group()
+        _shutdown_process_group(dist)
     return 0
+
+
+def _shutdown_process_group(dist: Any) -> None:
+    """Leave the process group cleanly: all ranks meet first, references die, then destroy.
+
+    Without the barrier one rank tore gloo down while the other was still writing the run
+    summary, and a DistributedDataParallel reducer still alive in a reference cycle could hold
+    the group into interpreter shutdown (both end in ``std::terminate``).
+    """
+    import gc
+
+    dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def _fetch(args: argparse.Namespace) -> int:

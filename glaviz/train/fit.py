@@ -359,6 +359,7 @@ def fit(
         for cb in callbacks:
             cb("epoch_end", info)
     bar.close()
+    del net  # drop the DistributedDataParallel wrapper (and its reducer) before returning
     history = pd.DataFrame(info["history"])
     if ckpt is not None and (ckpt / "best.safetensors").exists():
         history.attrs["best_checkpoint"] = str(ckpt / "best.safetensors")
