@@ -15,9 +15,12 @@ and tuned glibc allocator)::
 
 Notes
 -----
-- ``malloc tuned``: glibc ``mallopt`` keeps freed memory in the heap (no ``munmap``), so the
-  large activation buffers are not page-faulted in again on every forward pass. This is process
-  configuration, not a model change; ``jemalloc``/``tcmalloc`` have the same effect.
+- ``malloc tuned``: :func:`glaviz.models.runtime.cpu_allocator_cache`, which
+  :func:`glaviz.predict` enters on the CPU: glibc keeps freed feature maps in the heap (no
+  ``munmap``), so they are not page-faulted in again on every forward pass. ``default`` is a
+  plain ``model(x)`` loop without it. ``jemalloc``/``tcmalloc`` have the same effect.
+- Inference-mode fusions (BatchNorm folding, convolution + LeakyReLU in one oneDNN call) are
+  on; ``GLAVIZ_FUSE_ACTIVATION=0`` switches the activation fusion off for comparison.
 - The mask agreement compares ``argmax`` of float32 and bfloat16-autocast logits on the same
   windows. Realistic weights are not available: it uses the Keras parity fixture's weights and
   inputs when found (``$GLAVIZ_SHARED`` or ``../shared``), and always also a randomly initialised
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -49,22 +51,18 @@ if str(ROOT) not in sys.path:
 
 from glaviz.models.blocks import UpConv  # noqa: E402
 from glaviz.models.glavitu import GlaViTU  # noqa: E402
+from glaviz.models.runtime import cpu_allocator_cache  # noqa: E402
 
 FIXTURE = "A_global"
 
 
 # --------------------------------------------------------------------------- helpers
 def tune_malloc() -> bool:
-    """Keep freed memory in the glibc heap (no mmap/munmap of big buffers). True if applied."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    ok = libc.mallopt(m_mmap_threshold, 2**30) == 1
-    ok &= libc.mallopt(m_trim_threshold, 2**40) == 1
-    ok &= libc.mallopt(m_top_pad, 2**28) == 1
-    return bool(ok)
+    """Enter glaviz's CPU allocator cache for the rest of this worker. True if applied."""
+    return _ALLOCATOR.enter_context(cpu_allocator_cache())
+
+
+_ALLOCATOR = contextlib.ExitStack()
 
 
 def fixture_dir() -> Path:

@@ -92,7 +92,7 @@ class WindowRunner:
         self.precision = precision
         self.tta = tta
         self.location = location
-        self.channels_last = device.type == "cuda"
+        self.channels_last = True  # NHWC windows: faster convolutions on CPUs and GPUs
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -101,7 +101,10 @@ class WindowRunner:
             if tensor.ndim == 4 and self.channels_last:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
             return tensor
-        return tensor.to(self.device)
+        tensor = tensor.to(self.device)
+        if tensor.ndim == 4 and self.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         with autocast(self.device, self.precision):

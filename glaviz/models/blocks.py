@@ -32,6 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaviz.models.fused import (
+    conv_bn,
+    conv_bn_act,
+    fold_batch_norm,
+    is_nhwc,
+    pointwise_conv_add,
+    uses_running_stats,
+)
+
 __all__ = [
     "KERAS_BN_EPS",
     "KERAS_BN_MOMENTUM",
@@ -127,88 +136,6 @@ class Conv2dSame(nn.Conv2d):
         return self.conv_with(x, self.weight, self.bias)
 
 
-def fold_batch_norm(
-    weight: Tensor, bias: Tensor | None, bn: nn.BatchNorm1d | nn.BatchNorm2d
-) -> tuple[Tensor, Tensor]:
-    """Fold an inference-mode BatchNorm into the preceding convolution's weight and bias.
-
-    ``bn(conv(x, weight, bias)) == conv(x, w, b)`` up to rounding, with
-    ``w = weight * s``, ``b = (bias - mean) * s + beta`` and ``s = gamma / sqrt(var + eps)``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> conv, bn = torch.nn.Conv2d(3, 4, 3), keras_batch_norm(4).eval()
-    >>> _ = bn.running_mean.uniform_(), bn.running_var.uniform_(0.5, 2), bn.weight.data.normal_()
-    >>> x = torch.rand(1, 3, 8, 8)
-    >>> w, b = fold_batch_norm(conv.weight, conv.bias, bn)
-    >>> torch.allclose(bn(conv(x)), torch.nn.functional.conv2d(x, w, b), atol=1e-5)
-    True
-    """
-    assert bn.running_mean is not None and bn.running_var is not None
-    scale = torch.rsqrt(bn.running_var + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight
-    shift = -bn.running_mean if bias is None else bias - bn.running_mean
-    shift = shift * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    return weight * scale.reshape(-1, *([1] * (weight.ndim - 1))), shift
-
-
-def _uses_running_stats(bn: nn.Module) -> bool:
-    return not bn.training and getattr(bn, "running_mean", None) is not None
-
-
-def conv_bn(x: Tensor, conv: Conv2dSame, bn: nn.BatchNorm2d) -> Tensor:
-    """``bn(conv(x))``; in inference mode the BatchNorm is folded into the convolution.
-
-    Folding saves a full pass over the feature map; parameters and state dict are unchanged.
-    """
-    if _uses_running_stats(bn):
-        return conv.conv_with(x, *fold_batch_norm(conv.weight, conv.bias, bn))
-    return bn(conv(x))
-
-
-def _is_nhwc(x: Tensor) -> bool:
-    return x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
-
-
-def pointwise_conv_add(
-    residual: Tensor, x: Tensor, conv: nn.Conv2d, *, inplace: bool = False
-) -> Tensor:
-    """``residual + conv(x)`` for a 1x1 convolution, fused into one GEMM when possible.
-
-    With channels-last inputs the 1x1 convolution is a matrix product over the pixels and the
-    addition is the GEMM's accumulator (``addmm``), which saves a full pass over the map. With
-    ``inplace=True`` and no autograd the result overwrites ``residual`` (for fresh intermediates).
-
-    Examples
-    --------
-    >>> import torch
-    >>> conv = torch.nn.Conv2d(4, 3, 1)
-    >>> x = torch.rand(2, 4, 5, 5).to(memory_format=torch.channels_last)
-    >>> r = torch.rand(2, 3, 5, 5).to(memory_format=torch.channels_last)
-    >>> torch.allclose(pointwise_conv_add(r, x, conv), r + conv(x), atol=1e-6)
-    True
-    """
-    if not (_is_nhwc(residual) and _is_nhwc(x) and conv.kernel_size == (1, 1)):
-        return residual + conv(x)
-    c_out, c_in = conv.weight.shape[:2]
-    dtype = residual.dtype
-    w = conv.weight.reshape(c_out, c_in).t().to(dtype)
-    r2d = residual.permute(0, 2, 3, 1).reshape(-1, c_out)
-    x2d = x.permute(0, 2, 3, 1).reshape(-1, c_in).to(dtype)
-    grad = torch.is_grad_enabled() and (
-        residual.requires_grad or x.requires_grad or w.requires_grad
-    )
-    out = torch.addmm(r2d, x2d, w) if grad or not inplace else r2d.addmm_(x2d, w)
-    if conv.bias is not None:
-        out = out + conv.bias.to(dtype) if grad else out.add_(conv.bias.to(dtype))
-    n, _, h, wd = residual.shape
-    return out.view(n, h, wd, c_out).permute(0, 3, 1, 2)
-
-
 class ConvBNAct(nn.Module):
     """Two times (conv 3x3 'same' -> BatchNorm -> LeakyReLU), then optional spatial dropout.
 
@@ -239,8 +166,9 @@ class ConvBNAct(nn.Module):
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.act(conv_bn(x, self.conv1, self.bn1))
-        x = self.act(conv_bn(x, self.conv2, self.bn2))
+        slope = self.act.negative_slope
+        x = conv_bn_act(x, self.conv1, self.bn1, slope)
+        x = conv_bn_act(x, self.conv2, self.bn2, slope)
         return self.dropout(x)
 
 
@@ -476,7 +404,7 @@ class UpConv(nn.Module):
 
         In inference mode the concatenation is written in place (no extra copy).
         """
-        fold = _uses_running_stats(self.bn)
+        fold = uses_running_stats(self.bn)
         if fold:
             w, b = fold_batch_norm(self.conv.weight, None, self.bn)
         else:
@@ -489,7 +417,7 @@ class UpConv(nn.Module):
         n, c, h, wd = y00.shape
         c_total = c + (skip.shape[1] if skip is not None and fold else 0)
         phases = ((0, 0, y00), (0, 1, y01), (1, 0, y10), (1, 1, y11))
-        if _is_nhwc(x):
+        if is_nhwc(x):
             buf = y00.new_empty((n, h, 2, wd, 2, c_total))
             for a, b_, y in phases:
                 buf[:, :, a, :, b_, :c] = y.permute(0, 2, 3, 1)

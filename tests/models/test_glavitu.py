@@ -15,7 +15,6 @@ from glaviz.models.blocks import (
     PatchEmbedding,
     UpConv,
     keras_batch_norm,
-    pointwise_conv_add,
 )
 from glaviz.models.glavitu import GlaViTU, count_parameters_keras_style
 
@@ -362,26 +361,6 @@ def test_upconv_gradients_match_reference():
     g1 = torch.autograd.grad(up(x).square().sum(), up.conv.weight)[0]
     g2 = torch.autograd.grad(up.forward_reference(x).square().sum(), up.conv.weight)[0]
     torch.testing.assert_close(g1, g2)
-
-
-def test_pointwise_conv_add_fused_and_autograd():
-    torch.manual_seed(8)
-    conv = torch.nn.Conv2d(4, 3, 1)
-    x = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last)
-    r = torch.randn(2, 3, 5, 5).contiguous(memory_format=torch.channels_last)
-    expected = r + conv(x)
-    torch.testing.assert_close(pointwise_conv_add(r, x, conv), expected)
-    assert not torch.equal(r, expected)  # not in place unless asked
-    with torch.no_grad():
-        r2 = r.clone()
-        out = pointwise_conv_add(r2, x, conv, inplace=True)
-        assert out.data_ptr() == r2.data_ptr()
-        torch.testing.assert_close(out, expected)
-    r.requires_grad_(True)
-    out = pointwise_conv_add(r, x, conv)
-    out.sum().backward()
-    assert torch.equal(r.grad, torch.ones_like(r))
-    assert conv.weight.grad is not None
 
 
 @pytest.mark.parametrize("channels", [16, 64])

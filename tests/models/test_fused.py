@@ -1,0 +1,105 @@
+"""Inference fusions give the unfused results: BatchNorm folding, conv + LeakyReLU, 1x1 + add."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import glaviz.models.fused as fused
+from glaviz.models.blocks import ConvBNAct
+from glaviz.models.fused import pointwise_conv_add
+from glaviz.models.glavitu import GlaViTU
+
+
+def _randomise_batch_norm(model: torch.nn.Module, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+
+
+def _plain(block: ConvBNAct, x: torch.Tensor) -> torch.Tensor:
+    act = torch.nn.functional.leaky_relu
+    y = act(block.bn1(block.conv1(x)), 0.2)
+    return act(block.bn2(block.conv2(y)), 0.2)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_bn_act_fused_matches_plain_float32(channels_last):
+    torch.manual_seed(0)
+    block = ConvBNAct(5, 16).eval()
+    _randomise_batch_norm(block)
+    x = torch.randn(2, 5, 24, 20)
+    if channels_last:
+        block = block.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = _plain(block, x)
+        out = block(x)
+        assert fused._fused_dtype(x) == torch.float32  # the oneDNN path was taken
+    torch.testing.assert_close(out, expected, atol=2e-5, rtol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_conv_bn_act_fused_under_bfloat16_autocast_computes_in_bfloat16():
+    torch.manual_seed(1)
+    block = ConvBNAct(4, 8).eval()
+    _randomise_batch_norm(block, seed=1)
+    x = torch.randn(1, 4, 16, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x)
+        fused.FUSE_ACTIVATION = False
+        try:
+            plain = block(x)
+        finally:
+            fused.FUSE_ACTIVATION = True
+    assert out.dtype == plain.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), plain.float(), atol=0.05, rtol=0.02)
+
+
+def test_training_and_autograd_take_the_plain_path():
+    torch.manual_seed(2)
+    block = ConvBNAct(3, 4).eval()
+    _randomise_batch_norm(block, seed=2)
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    assert fused._fused_dtype(x) is None  # grad mode: no fused call
+    out = block(x)
+    out.sum().backward()
+    assert x.grad is not None and block.conv1.weight.grad is not None
+    torch.testing.assert_close(out.detach(), _plain(block, x).detach())
+
+
+def test_whole_model_is_the_same_with_and_without_fusion(monkeypatch):
+    torch.manual_seed(3)
+    model = GlaViTU.small(tile_size=32).eval()
+    _randomise_batch_norm(model, seed=3)
+    x = {g: torch.rand(2, c, 32, 32) for g, c in model.input_channels.items()}
+    with torch.inference_mode():
+        out = model(x)
+        monkeypatch.setattr(fused, "FUSE_ACTIVATION", False)
+        plain = model(x)
+    torch.testing.assert_close(out, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_pointwise_conv_add_fused_and_autograd():
+    torch.manual_seed(8)
+    conv = torch.nn.Conv2d(4, 3, 1)
+    x = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last)
+    r = torch.randn(2, 3, 5, 5).contiguous(memory_format=torch.channels_last)
+    expected = r + conv(x)
+    torch.testing.assert_close(pointwise_conv_add(r, x, conv), expected)
+    assert not torch.equal(r, expected)  # not in place unless asked
+    with torch.no_grad():
+        r2 = r.clone()
+        out = pointwise_conv_add(r2, x, conv, inplace=True)
+        assert out.data_ptr() == r2.data_ptr()
+        torch.testing.assert_close(out, expected)
+    r.requires_grad_(True)
+    out = pointwise_conv_add(r, x, conv)
+    out.sum().backward()
+    assert torch.equal(r.grad, torch.ones_like(r))
+    assert conv.weight.grad is not None

@@ -1,0 +1,70 @@
+"""Device, precision and the CPU allocator cache used by inference."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+import pytest
+import torch
+
+from glaviz.models import runtime
+from glaviz.models.runtime import autocast, cpu_allocator_cache, resolve_device, resolve_precision
+
+GLIBC = runtime._glibc() is not None
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def _mmapped_bytes() -> int:
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+def test_resolve_device_and_precision():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_precision(torch.device("cpu")) == "32"
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_precision(torch.device("cpu"), "8")
+    with autocast(torch.device("cpu"), "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    with autocast(torch.device("cpu"), "32"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.skipif(not GLIBC, reason="the allocator cache is glibc-only (no-op elsewhere)")
+def test_allocator_cache_keeps_big_buffers_in_the_heap_and_restores_defaults():
+    size = 48 * 2**20  # above glibc's mmap threshold
+    before = _mmapped_bytes()
+    plain = torch.empty(size, dtype=torch.uint8)
+    assert _mmapped_bytes() - before >= size  # default: a fresh mmap for a big buffer
+    del plain
+    with cpu_allocator_cache() as active:
+        assert active
+        with cpu_allocator_cache() as nested:  # nesting keeps the outer setting
+            assert nested
+        cached = torch.empty(size, dtype=torch.uint8)
+        assert _mmapped_bytes() - before < size  # from the heap
+        del cached
+    again = torch.empty(size, dtype=torch.uint8)  # defaults restored on leaving the block
+    assert _mmapped_bytes() - before >= size
+    del again
+
+
+def test_allocator_cache_can_be_switched_off(monkeypatch):
+    with cpu_allocator_cache(False) as active:
+        assert not active
+    monkeypatch.setenv("GLAVIZ_CPU_ALLOCATOR_CACHE", "0")
+    with cpu_allocator_cache() as active:
+        assert not active
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.delenv("GLAVIZ_CPU_ALLOCATOR_CACHE")
+    with cpu_allocator_cache() as active:
+        assert not active  # not glibc: a no-op
