@@ -9,10 +9,11 @@ rounding, and the tests compare both paths.
   preceding convolution's weight and bias.
 - :func:`conv_bn_act`: convolution, folded BatchNorm and LeakyReLU in one oneDNN call on the CPU
   (the activation is applied as the convolution's post-op while the output is still in cache).
-- :func:`pointwise_conv_add`: ``residual + conv1x1(x)`` as one GEMM with the residual as
-  accumulator.
+- :func:`pointwise_conv_add`: ``residual + conv1x1(x)`` in one pass: a oneDNN 1x1 convolution
+  adding the residual in its epilogue (inference on the CPU), else one GEMM with the residual
+  as accumulator.
 
-``FUSE_ACTIVATION`` switches the oneDNN path off (``GLAVIZ_FUSE_ACTIVATION=0`` in the
+``ONEDNN_FUSION`` switches the oneDNN paths off (``GLAVIZ_ONEDNN_FUSION=0`` in the
 environment, or set the attribute), e.g. to compare timings.
 
 Examples
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from glaviz.models.blocks import Conv2dSame
 
 __all__ = [
-    "FUSE_ACTIVATION",
+    "ONEDNN_FUSION",
     "conv_bn",
     "conv_bn_act",
     "fold_batch_norm",
@@ -51,8 +52,8 @@ __all__ = [
     "uses_running_stats",
 ]
 
-#: Use oneDNN's convolution with a LeakyReLU post-op on the CPU in inference mode.
-FUSE_ACTIVATION: bool = os.environ.get("GLAVIZ_FUSE_ACTIVATION", "1") != "0"
+#: Use the oneDNN fused convolutions (activation or residual post-ops) in CPU inference.
+ONEDNN_FUSION: bool = os.environ.get("GLAVIZ_ONEDNN_FUSION", "1") != "0"
 
 
 def fold_batch_norm(
@@ -125,6 +126,16 @@ def pointwise_conv_add(
     """
     if not (is_nhwc(residual) and is_nhwc(x) and conv.kernel_size == (1, 1)):
         return residual + conv(x)
+    dtype = _fused_dtype(x)
+    if dtype is not None and residual.dtype == dtype and conv.stride == (1, 1):
+        # oneDNN 1x1 convolution with the residual added in its epilogue (in place if asked)
+        args = (
+            x.to(dtype), conv.weight.to(dtype), None if conv.bias is None else conv.bias.to(dtype),
+            [0, 0], [1, 1], [1, 1], 1, "add", 1.0, None, [], None,
+        )  # fmt: skip
+        if inplace:
+            return torch.ops.mkldnn._convolution_pointwise_.binary(residual, *args)
+        return torch.ops.mkldnn._convolution_pointwise.binary(args[0], residual, *args[1:])
     c_out, c_in = conv.weight.shape[:2]
     dtype = residual.dtype
     w = conv.weight.reshape(c_out, c_in).t().to(dtype)
@@ -153,7 +164,7 @@ def _onednn_pointwise() -> object | None:
 
 def _fused_dtype(x: Tensor) -> torch.dtype | None:
     """The compute dtype of the oneDNN path for ``x``, or ``None`` when it does not apply."""
-    if not FUSE_ACTIVATION or x.device.type != "cpu" or torch.is_grad_enabled():
+    if not ONEDNN_FUSION or x.device.type != "cpu" or torch.is_grad_enabled():
         return None
     if not torch.backends.mkldnn.enabled or _onednn_pointwise() is None:
         return None

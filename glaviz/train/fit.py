@@ -18,7 +18,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from glaviz.data.tiles import Tile
-from glaviz.models.runtime import autocast, resolve_device, resolve_precision
+from glaviz.models.runtime import (
+    autocast,
+    cpu_allocator_cache,
+    resolve_device,
+    resolve_precision,
+)
 from glaviz.train.augment import Augmentation
 from glaviz.train.losses import FocalLoss, deep_supervision_loss
 from glaviz.train.sampling import (
@@ -289,75 +294,79 @@ def fit(
         desc="fit", unit="batch",
     )  # fmt: skip
     net.train()
-    while info["epoch"] < epochs:
-        epoch = info["epoch"]
-        started = time.perf_counter()
-        dataset.set_epoch(epoch)
-        sampler = ResumableSampler(
-            len(dataset), start=info["step_in_epoch"] * batch_size, rank=rank, world_size=world
-        )
-        loader = DataLoader(
-            dataset, batch_size=batch_size // world, sampler=sampler, collate_fn=collate,
-            num_workers=num_workers, pin_memory=device.type == "cuda",
-        )  # fmt: skip
-        for batch in loader:
-            inputs = {g: t.to(device, non_blocking=True) for g, t in batch["inputs"].items()}
-            if channels_last:
-                inputs = {
-                    g: t.contiguous(memory_format=torch.channels_last) for g, t in inputs.items()
-                }
-            if "location" in batch:
-                inputs["location"] = batch["location"].to(device)
-            target = batch["label"].to(device, non_blocking=True)
-            with autocast(device, precision):
-                outputs = net(inputs)
-            value = deep_supervision_loss(loss, outputs, target, weight=deep_supervision_weight)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            info["lr"] = optimizer.param_groups[0]["lr"]
-            info["loss_sum"] += float(value.detach())
-            info["loss_count"] += 1
-            info["step_in_epoch"] += 1
-            info["global_step"] += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{info['loss_sum'] / info['loss_count']:.4f}")
-            if info["step_in_epoch"] % checkpoint_every == 0 and info["step_in_epoch"] < spe:
-                save_state()
-            for cb in callbacks:
-                cb("batch_end", info)
-        row: dict[str, Any] = {
-            "epoch": epoch + 1, "steps": info["global_step"],
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": info["loss_sum"] / max(info["loss_count"], 1),
-        }  # fmt: skip
-        if val:
-            kw = dict(groups=groups, patch_size=patch_size, batch_size=batch_size,
-                      location=location, device=device, precision=precision,
-                      channels_last=channels_last)  # fmt: skip
-            scores = validate(model, val, **kw)
-            row.update(val_iou=scores.iou, val_precision=scores.precision, val_recall=scores.recall)
-            if location == "region":
-                row["val_iou_unknown"] = validate(model, val, unknown_region=True, **kw).iou
-            if rank == 0 and ckpt is not None and scores.iou > info["best_iou"]:
-                from glaviz.models.checkpoint import save_checkpoint
+    with cpu_allocator_cache(device.type == "cpu"):  # reuse freed activations, see runtime
+        while info["epoch"] < epochs:
+            epoch = info["epoch"]
+            started = time.perf_counter()
+            dataset.set_epoch(epoch)
+            sampler = ResumableSampler(
+                len(dataset), start=info["step_in_epoch"] * batch_size, rank=rank, world_size=world
+            )
+            loader = DataLoader(
+                dataset, batch_size=batch_size // world, sampler=sampler, collate_fn=collate,
+                num_workers=num_workers, pin_memory=device.type == "cuda",
+            )  # fmt: skip
+            for batch in loader:
+                inputs = {g: t.to(device, non_blocking=True) for g, t in batch["inputs"].items()}
+                if channels_last:
+                    inputs = {
+                        g: t.contiguous(memory_format=torch.channels_last)
+                        for g, t in inputs.items()
+                    }
+                if "location" in batch:
+                    inputs["location"] = batch["location"].to(device)
+                target = batch["label"].to(device, non_blocking=True)
+                with autocast(device, precision):
+                    outputs = net(inputs)
+                value = deep_supervision_loss(loss, outputs, target, weight=deep_supervision_weight)
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                info["lr"] = optimizer.param_groups[0]["lr"]
+                info["loss_sum"] += float(value.detach())
+                info["loss_count"] += 1
+                info["step_in_epoch"] += 1
+                info["global_step"] += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{info['loss_sum'] / info['loss_count']:.4f}")
+                if info["step_in_epoch"] % checkpoint_every == 0 and info["step_in_epoch"] < spe:
+                    save_state()
+                for cb in callbacks:
+                    cb("batch_end", info)
+            row: dict[str, Any] = {
+                "epoch": epoch + 1, "steps": info["global_step"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": info["loss_sum"] / max(info["loss_count"], 1),
+            }  # fmt: skip
+            if val:
+                kw = dict(groups=groups, patch_size=patch_size, batch_size=batch_size,
+                          location=location, device=device, precision=precision,
+                          channels_last=channels_last)  # fmt: skip
+                scores = validate(model, val, **kw)
+                row.update(
+                    val_iou=scores.iou, val_precision=scores.precision, val_recall=scores.recall
+                )
+                if location == "region":
+                    row["val_iou_unknown"] = validate(model, val, unknown_region=True, **kw).iou
+                if rank == 0 and ckpt is not None and scores.iou > info["best_iou"]:
+                    from glaviz.models.checkpoint import save_checkpoint
 
-                info["best_iou"] = scores.iou
-                save_checkpoint(
-                    model, ckpt / "best.safetensors", overwrite=True,
-                    metadata={"provenance": {**run_meta, "epochs_trained": epoch + 1,
-                                             "val_iou": scores.iou}},
-                )  # fmt: skip
-        row["seconds"] = round(time.perf_counter() - started, 3)
-        info["history"].append(row)
-        info.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_count=0)
-        save_state()
-        if live is not None:
-            live.update(row)
-        for cb in callbacks:
-            cb("epoch_end", info)
+                    info["best_iou"] = scores.iou
+                    save_checkpoint(
+                        model, ckpt / "best.safetensors", overwrite=True,
+                        metadata={"provenance": {**run_meta, "epochs_trained": epoch + 1,
+                                                 "val_iou": scores.iou}},
+                    )  # fmt: skip
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            info["history"].append(row)
+            info.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_count=0)
+            save_state()
+            if live is not None:
+                live.update(row)
+            for cb in callbacks:
+                cb("epoch_end", info)
     bar.close()
     del net  # drop the DistributedDataParallel wrapper (and its reducer) before returning
     history = pd.DataFrame(info["history"])

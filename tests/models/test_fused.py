@@ -52,11 +52,11 @@ def test_conv_bn_act_fused_under_bfloat16_autocast_computes_in_bfloat16():
     x = torch.randn(1, 4, 16, 16)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = block(x)
-        fused.FUSE_ACTIVATION = False
+        fused.ONEDNN_FUSION = False
         try:
             plain = block(x)
         finally:
-            fused.FUSE_ACTIVATION = True
+            fused.ONEDNN_FUSION = True
     assert out.dtype == plain.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), plain.float(), atol=0.05, rtol=0.02)
 
@@ -80,7 +80,7 @@ def test_whole_model_is_the_same_with_and_without_fusion(monkeypatch):
     x = {g: torch.rand(2, c, 32, 32) for g, c in model.input_channels.items()}
     with torch.inference_mode():
         out = model(x)
-        monkeypatch.setattr(fused, "FUSE_ACTIVATION", False)
+        monkeypatch.setattr(fused, "ONEDNN_FUSION", False)
         plain = model(x)
     torch.testing.assert_close(out, plain, atol=1e-4, rtol=1e-4)
 
@@ -94,6 +94,10 @@ def test_pointwise_conv_add_fused_and_autograd():
     torch.testing.assert_close(pointwise_conv_add(r, x, conv), expected)
     assert not torch.equal(r, expected)  # not in place unless asked
     with torch.no_grad():
+        assert fused._fused_dtype(x) == torch.float32  # the oneDNN epilogue path
+        r_before = r.clone()
+        torch.testing.assert_close(pointwise_conv_add(r, x, conv), expected)
+        assert torch.equal(r, r_before)
         r2 = r.clone()
         out = pointwise_conv_add(r2, x, conv, inplace=True)
         assert out.data_ptr() == r2.data_ptr()
