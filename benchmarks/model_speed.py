@@ -19,8 +19,9 @@ Notes
   :func:`glaviz.predict` enters on the CPU: glibc keeps freed feature maps in the heap (no
   ``munmap``), so they are not page-faulted in again on every forward pass. ``default`` is a
   plain ``model(x)`` loop without it. ``jemalloc``/``tcmalloc`` have the same effect.
-- Inference-mode fusions (BatchNorm folding; convolution + LeakyReLU and 1x1 convolution + residual each one oneDNN call) are
-  on; ``GLAVIZ_ONEDNN_FUSION=0`` switches the oneDNN fusions off for comparison.
+- Inference-mode fusions are on (BatchNorm folding; convolution + LeakyReLU and 1x1
+  convolution + residual each one oneDNN call); ``GLAVIZ_ONEDNN_FUSION=0`` switches the oneDNN
+  fusions off for comparison.
 - The mask agreement compares ``argmax`` of float32 and bfloat16-autocast logits on the same
   windows. Realistic weights are not available: it uses the Keras parity fixture's weights and
   inputs when found (``$GLAVIZ_SHARED`` or ``../shared``), and always also a randomly initialised
