@@ -2,9 +2,10 @@
 
 Three measurements, each in a fresh subprocess so that peak RSS is the run's own:
 
-* ``speed``: Mpx/s of ``glaviz.predict`` (384 windows, stride 192, Gaussian blending, batch 8)
-  and of a naive loop (one window at a time, no overlap, no blending) for the reference GlaViTU
-  and a small configuration, on CPU (and CUDA when present).
+* ``speed``: Mpx/s of ``glaviz.predict`` (384 windows, stride 192, Gaussian blending, its
+  default batch: 2 on CPU, 8 on CUDA) and of a naive loop (one window at a time, no overlap,
+  no blending) for the reference GlaViTU and a small configuration, on CPU (and CUDA when
+  present).
 * ``memory``: peak RSS of ``glaviz.predict`` writing COGs for a lazily generated synthetic
   scene of 2048 x 2048 and of 10980 x 10980 px (a Sentinel-2 tile) with the small configuration:
   memory must be bounded by the block, not the scene (target <= 2.5 GB and within 20 % of the

@@ -207,7 +207,7 @@ def predict(
         })  # fmt: skip
         bar.update(r1 - r0)
 
-    with cpu_allocator_cache(device.type == "cpu"):
+    with cpu_allocator_cache(device.type == "cpu", heap_everywhere=False):
         try:
             if todo:
                 start = max(todo[0][0] - halo, 0)

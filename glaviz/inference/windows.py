@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from glaviz.data.tiles import padded_window
-from glaviz.models.runtime import autocast
+from glaviz.models.runtime import autocast, heap_buffers
 
 __all__ = ["WindowRunner", "blend_rows", "gaussian_weights", "window_starts"]
 
@@ -107,9 +107,9 @@ class WindowRunner:
         return tensor
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        with autocast(self.device, self.precision):
+        with heap_buffers(), autocast(self.device, self.precision):  # see predict's allocator
             logits = self.model(inputs)
-        return torch.softmax(logits.float(), dim=1)[:, 1]
+            return torch.softmax(logits.float(), dim=1)[:, 1]
 
     @torch.inference_mode()
     def __call__(

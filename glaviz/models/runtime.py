@@ -10,13 +10,20 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["autocast", "cpu_allocator_cache", "resolve_device", "resolve_precision"]
+__all__ = [
+    "autocast",
+    "cpu_allocator_cache",
+    "heap_buffers",
+    "resolve_device",
+    "resolve_precision",
+]
 
 # glibc mallopt parameters and their defaults (malloc.h / mallopt(3))
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 1024, _M_TRIM_THRESHOLD: 128 * 1024, _M_TOP_PAD: 0}
-_CACHING = {_M_MMAP_THRESHOLD: 2**30, _M_TRIM_THRESHOLD: 2**40, _M_TOP_PAD: 2**28}
+_CACHING = {_M_MMAP_THRESHOLD: 2**30, _M_TRIM_THRESHOLD: 2**40, _M_TOP_PAD: 0}
 _allocator_depth = 0
+_heap_depth = 0
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -69,15 +76,20 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 @contextlib.contextmanager
-def cpu_allocator_cache(enabled: bool | None = None) -> Iterator[bool]:
+def cpu_allocator_cache(
+    enabled: bool | None = None, *, heap_everywhere: bool = True
+) -> Iterator[bool]:
     """Keep freed feature maps in the glibc heap while the block runs (faster CPU inference).
 
     PyTorch's CPU allocator hands every buffer above glibc's mmap threshold back to the kernel
     when it is freed, so each forward pass of a 384 x 384 window page-faults (and zeroes) about
     a gigabyte of fresh memory again: ~20 % of a float32 GlaViTU pass on a 2-core CPU. Inside
-    this block large buffers come from the heap and stay there for reuse; on leaving it glibc's
-    default thresholds are restored and the cached memory is returned (``malloc_trim``). Nested
-    blocks share one setting. A no-op (yielding ``False``) off glibc Linux, when ``enabled`` is
+    this block the heap is not trimmed, and large buffers come from the heap (everywhere, or
+    with ``heap_everywhere=False`` only inside :func:`heap_buffers` blocks), so freed feature
+    maps are reused. :func:`glaviz.predict` takes heap buffers for the model passes only, so
+    that its scene-wide I/O arrays do not fragment the heap. On leaving, glibc's default
+    thresholds are restored and the cached memory is returned (``malloc_trim``). Nested blocks
+    share one setting. A no-op (yielding ``False``) off glibc Linux, when ``enabled`` is
     ``False``, or with ``GLAVIZ_CPU_ALLOCATOR_CACHE=0`` in the environment.
 
     Note that setting the thresholds switches off glibc's own adaptive mmap threshold for the
@@ -86,8 +98,9 @@ def cpu_allocator_cache(enabled: bool | None = None) -> Iterator[bool]:
     Examples
     --------
     >>> import torch
-    >>> with cpu_allocator_cache() as active:
-    ...     y = torch.ones(1024, 1024).sum()
+    >>> with cpu_allocator_cache(heap_everywhere=False) as active:
+    ...     with heap_buffers():
+    ...         y = torch.ones(1024, 1024).sum()
     >>> isinstance(active, bool)
     True
     """
@@ -99,14 +112,37 @@ def cpu_allocator_cache(enabled: bool | None = None) -> Iterator[bool]:
         yield False
         return
     if _allocator_depth == 0:
-        for param, value in _CACHING.items():
-            libc.mallopt(param, ctypes.c_int(min(value, 2**31 - 1)))
+        for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
+            libc.mallopt(param, ctypes.c_int(min(_CACHING[param], 2**31 - 1)))
     _allocator_depth += 1
     try:
-        yield True
+        with heap_buffers() if heap_everywhere else contextlib.nullcontext():
+            yield True
     finally:
         _allocator_depth -= 1
         if _allocator_depth == 0:
-            for param, value in _GLIBC_DEFAULTS.items():
-                libc.mallopt(param, value)
+            for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
+                libc.mallopt(param, _GLIBC_DEFAULTS[param])
             libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def heap_buffers() -> Iterator[bool]:
+    """Inside :func:`cpu_allocator_cache`: large buffers come from the (untrimmed) heap.
+
+    Wrap the model passes in it; outside an active cache it does nothing (yields ``False``).
+    """
+    global _heap_depth
+    libc = _glibc() if _allocator_depth > 0 else None
+    if libc is None:
+        yield False
+        return
+    if _heap_depth == 0:
+        libc.mallopt(_M_MMAP_THRESHOLD, _CACHING[_M_MMAP_THRESHOLD])
+    _heap_depth += 1
+    try:
+        yield True
+    finally:
+        _heap_depth -= 1
+        if _heap_depth == 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULTS[_M_MMAP_THRESHOLD])

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from glaviz.models import runtime
-from glaviz.models.runtime import autocast, cpu_allocator_cache, resolve_device, resolve_precision
+from glaviz.models.runtime import (
+    autocast,
+    cpu_allocator_cache,
+    heap_buffers,
+    resolve_device,
+    resolve_precision,
+)
 
 GLIBC = runtime._glibc() is not None
 
@@ -56,6 +62,29 @@ def test_allocator_cache_keeps_big_buffers_in_the_heap_and_restores_defaults():
     again = torch.empty(size, dtype=torch.uint8)  # defaults restored on leaving the block
     assert _mmapped_bytes() - before >= size
     del again
+
+
+@pytest.mark.skipif(not GLIBC, reason="the allocator cache is glibc-only (no-op elsewhere)")
+def test_heap_buffers_only_inside_the_marked_passes():
+    size = 48 * 2**20
+    before = _mmapped_bytes()
+    with heap_buffers() as active:  # no cache around it: nothing changes
+        assert not active
+        outside = torch.empty(size, dtype=torch.uint8)
+        assert _mmapped_bytes() - before >= size
+        del outside
+    with cpu_allocator_cache(heap_everywhere=False):
+        io_array = torch.empty(size, dtype=torch.uint8)  # I/O buffers stay mmapped
+        assert _mmapped_bytes() - before >= size
+        del io_array
+        with heap_buffers() as active:
+            assert active
+            features = torch.empty(size, dtype=torch.uint8)
+            assert _mmapped_bytes() - before < size  # model passes use the heap
+            del features
+        later = torch.empty(4 * size, dtype=torch.uint8)  # more than the heap has free
+        assert _mmapped_bytes() - before >= 4 * size
+        del later
 
 
 def test_allocator_cache_can_be_switched_off(monkeypatch):
