@@ -21,7 +21,12 @@ from glaviz.data.scaling import scale
 from glaviz.data.scene import band_dim
 from glaviz.inference.sinks import make_sink
 from glaviz.inference.windows import WindowRunner, blend_rows, window_starts
-from glaviz.models.runtime import cpu_allocator_cache, resolve_device, resolve_precision
+from glaviz.models.runtime import (
+    cpu_allocator_cache,
+    release_cached_memory,
+    resolve_device,
+    resolve_precision,
+)
 
 __all__ = ["binary_confidence", "predict"]
 
@@ -205,6 +210,7 @@ def predict(
             "glacier_mask": np.where(valid, mask, 255).astype(np.uint8),
             "confidence": np.where(valid, conf, np.nan).astype(np.float32),
         })  # fmt: skip
+        release_cached_memory()  # resident memory bounded by the block, not by the run
         bar.update(r1 - r0)
 
     with cpu_allocator_cache(device.type == "cpu", heap_everywhere=False):

@@ -14,6 +14,7 @@ __all__ = [
     "autocast",
     "cpu_allocator_cache",
     "heap_buffers",
+    "release_cached_memory",
     "resolve_device",
     "resolve_precision",
 ]
@@ -124,6 +125,18 @@ def cpu_allocator_cache(
             for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
                 libc.mallopt(param, _GLIBC_DEFAULTS[param])
             libc.malloc_trim(0)
+
+
+def release_cached_memory() -> bool:
+    """Return the cache's free heap memory to the system now (e.g. after each output block).
+
+    Keeps a long run's resident memory near what it uses; ``False`` when no cache is active.
+    """
+    libc = _glibc() if _allocator_depth > 0 else None
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 @contextlib.contextmanager

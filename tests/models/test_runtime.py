@@ -13,6 +13,7 @@ from glaviz.models.runtime import (
     autocast,
     cpu_allocator_cache,
     heap_buffers,
+    release_cached_memory,
     resolve_device,
     resolve_precision,
 )
@@ -85,6 +86,8 @@ def test_heap_buffers_only_inside_the_marked_passes():
         later = torch.empty(4 * size, dtype=torch.uint8)  # more than the heap has free
         assert _mmapped_bytes() - before >= 4 * size
         del later
+        assert release_cached_memory()
+    assert not release_cached_memory()  # no cache active
 
 
 def test_allocator_cache_can_be_switched_off(monkeypatch):
