@@ -31,6 +31,10 @@ from glaviz.models.runtime import (
 __all__ = ["binary_confidence", "predict"]
 
 
+#: Rows per pass when an output strip's mask, confidence and nodata are filled in.
+_FINISH_ROWS = 256
+
+
 def _calibration(model: nn.Module):
     meta = getattr(model, "checkpoint_metadata", None) or {}
     calib = meta.get("calibration")
@@ -202,14 +206,20 @@ def predict(
         rows = slice(r0 - p0, r1 - p0)
         prob, mask = prob[rows], mask[rows]
         valid = np.asarray(scene["valid"][r0:r1, :].values, bool)
-        conf = np.asarray(binary_confidence(prob), np.float32)
-        if calibrate is not None:
-            conf = calibrate(conf)
-        sink.write(str(r0), (r0, r1, 0, width), {
-            "glacier_probability": np.where(valid, prob, np.nan).astype(np.float32),
-            "glacier_mask": np.where(valid, mask, 255).astype(np.uint8),
-            "confidence": np.where(valid, conf, np.nan).astype(np.float32),
-        })  # fmt: skip
+        out = {
+            "glacier_probability": np.empty(prob.shape, np.float32),
+            "glacier_mask": np.empty(prob.shape, np.uint8),
+            "confidence": np.empty(prob.shape, np.float32),
+        }
+        for c in range(0, r1 - r0, _FINISH_ROWS):  # keeps the temporaries small on wide scenes
+            part, ok = slice(c, c + _FINISH_ROWS), valid[c : c + _FINISH_ROWS]
+            conf = np.asarray(binary_confidence(prob[part]), np.float32)
+            if calibrate is not None:
+                conf = calibrate(conf)
+            out["glacier_probability"][part] = np.where(ok, prob[part], np.nan)
+            out["glacier_mask"][part] = np.where(ok, mask[part], 255)
+            out["confidence"][part] = np.where(ok, conf, np.nan)
+        sink.write(str(r0), (r0, r1, 0, width), out)
         release_cached_memory()  # resident memory bounded by the block, not by the run
         bar.update(r1 - r0)
 
