@@ -169,7 +169,17 @@ def _fused_dtype(x: Tensor) -> torch.dtype | None:
     if not torch.backends.mkldnn.enabled or _onednn_pointwise() is None:
         return None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if dtype == torch.bfloat16 and not _onednn_bf16():
+        return None  # older CPUs: oneDNN's fused bf16 kernels need AVX512-BF16-class support
     return dtype if dtype in (torch.float32, torch.bfloat16) else None
+
+
+@lru_cache(maxsize=1)
+def _onednn_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def conv_bn_act(x: Tensor, conv: Conv2dSame, bn: nn.BatchNorm2d, negative_slope: float) -> Tensor:

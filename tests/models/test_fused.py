@@ -107,3 +107,14 @@ def test_pointwise_conv_add_fused_and_autograd():
     out.sum().backward()
     assert torch.equal(r.grad, torch.ones_like(r))
     assert conv.weight.grad is not None
+
+
+def test_bfloat16_falls_back_to_plain_where_onednn_lacks_it(monkeypatch):
+    block = ConvBNAct(3, 4).eval()
+    x = torch.randn(1, 3, 8, 8)
+    monkeypatch.setattr(fused, "_onednn_bf16", lambda: False)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fused._fused_dtype(x) is None  # no fused bf16 call on such CPUs
+        assert block(x).dtype == torch.bfloat16  # plain autocast path instead
+    with torch.no_grad():
+        assert fused._fused_dtype(x) == torch.float32  # float32 still fuses
