@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -25,6 +27,7 @@ _GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 1024, _M_TRIM_THRESHOLD: 128 * 1024,
 _CACHING = {_M_MMAP_THRESHOLD: 2**30, _M_TRIM_THRESHOLD: 2**40, _M_TOP_PAD: 0}
 _allocator_depth = 0
 _heap_depth = 0
+_lock = threading.Lock()  # the settings are process-wide; threads share the counters
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -66,8 +69,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def _glibc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
+    return _load_glibc() if sys.platform.startswith("linux") else None
+
+
+@functools.lru_cache(maxsize=1)
+def _load_glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc only (not musl)
@@ -112,19 +118,21 @@ def cpu_allocator_cache(
     if libc is None:
         yield False
         return
-    if _allocator_depth == 0:
-        for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
-            libc.mallopt(param, ctypes.c_int(min(_CACHING[param], 2**31 - 1)))
-    _allocator_depth += 1
+    with _lock:
+        if _allocator_depth == 0:
+            for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
+                libc.mallopt(param, ctypes.c_int(min(_CACHING[param], 2**31 - 1)))
+        _allocator_depth += 1
     try:
         with heap_buffers() if heap_everywhere else contextlib.nullcontext():
             yield True
     finally:
-        _allocator_depth -= 1
-        if _allocator_depth == 0:
-            for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
-                libc.mallopt(param, _GLIBC_DEFAULTS[param])
-            libc.malloc_trim(0)
+        with _lock:
+            _allocator_depth -= 1
+            if _allocator_depth == 0:
+                for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
+                    libc.mallopt(param, _GLIBC_DEFAULTS[param])
+                libc.malloc_trim(0)
 
 
 def release_cached_memory() -> bool:
@@ -150,12 +158,14 @@ def heap_buffers() -> Iterator[bool]:
     if libc is None:
         yield False
         return
-    if _heap_depth == 0:
-        libc.mallopt(_M_MMAP_THRESHOLD, _CACHING[_M_MMAP_THRESHOLD])
-    _heap_depth += 1
+    with _lock:
+        if _heap_depth == 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, _CACHING[_M_MMAP_THRESHOLD])
+        _heap_depth += 1
     try:
         yield True
     finally:
-        _heap_depth -= 1
-        if _heap_depth == 0:
-            libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULTS[_M_MMAP_THRESHOLD])
+        with _lock:
+            _heap_depth -= 1
+            if _heap_depth == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULTS[_M_MMAP_THRESHOLD])
