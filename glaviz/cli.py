@@ -100,22 +100,29 @@ def _train(args: argparse.Namespace) -> int:
         digests = [None] * world
         dist.all_gather_object(digests, digest.hexdigest())
     rank = dist.get_rank() if dist.is_initialized() else 0
-    if rank == 0:
-        out = Path(args.checkpoint_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        history.to_csv(out / "history.csv", index=False)
-        summary = {
-            "world_size": world,
-            "parameters_sha256_per_rank": digests,
-            "epochs": int(history["epoch"].max()),
-            "best_checkpoint": history.attrs.get("best_checkpoint"),
-            "final": history.iloc[-1].to_dict(),
-        }
-        (out / "run.json").write_text(json.dumps(summary, indent=2, default=float))
-        print(json.dumps(summary, indent=2, default=float))
-    if dist.is_initialized():
-        _shutdown_process_group(dist)
+    try:
+        if rank == 0:
+            _write_run_summary(args, history, world, digests)
+    finally:  # the other ranks wait at the barrier even if rank 0's writing fails
+        if dist.is_initialized():
+            _shutdown_process_group(dist)
     return 0
+
+
+def _write_run_summary(args: argparse.Namespace, history: Any, world: int, digests: list) -> None:
+    """history.csv and run.json in the checkpoint folder (rank 0 only)."""
+    out = Path(args.checkpoint_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    history.to_csv(out / "history.csv", index=False)
+    summary = {
+        "world_size": world,
+        "parameters_sha256_per_rank": digests,
+        "epochs": int(history["epoch"].max()),
+        "best_checkpoint": history.attrs.get("best_checkpoint"),
+        "final": history.iloc[-1].to_dict(),
+    }
+    (out / "run.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(json.dumps(summary, indent=2, default=float))
 
 
 def _shutdown_process_group(dist: Any) -> None:

@@ -140,7 +140,9 @@ class ConvBNAct(nn.Module):
     """Two times (conv 3x3 'same' -> BatchNorm -> LeakyReLU), then optional spatial dropout.
 
     The Keras ``ConvBatchNormAct_x2`` block; LeakyReLU slope 0.2 (``tf.nn.leaky_relu``); channel
-    dropout ``dropout`` after the second activation (0 disables it).
+    dropout ``dropout`` after the second activation (0 disables it). ``act`` holds the slope;
+    ``forward`` applies it through :func:`glaviz.models.fused.conv_bn_act` (one oneDNN call in
+    CPU inference), so hooks on ``act`` do not fire.
 
     Examples
     --------

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -109,11 +109,12 @@ def is_nhwc(x: Tensor) -> bool:
 def pointwise_conv_add(
     residual: Tensor, x: Tensor, conv: nn.Conv2d, *, inplace: bool = False
 ) -> Tensor:
-    """``residual + conv(x)`` for a 1x1 convolution, fused into one GEMM when possible.
+    """``residual + conv(x)`` for a 1x1 convolution in one pass over the map when possible.
 
-    With channels-last inputs the 1x1 convolution is a matrix product over the pixels and the
-    addition is the GEMM's accumulator (``addmm``), which saves a full pass over the map. With
-    ``inplace=True`` and no autograd the result overwrites ``residual`` (for fresh intermediates).
+    With channels-last inputs: in CPU inference one oneDNN 1x1 convolution that adds the
+    residual in its epilogue, otherwise a matrix product over the pixels with the residual as
+    the GEMM's accumulator (``addmm``). With ``inplace=True`` and no autograd the result
+    overwrites ``residual`` (for fresh intermediates that share no memory with ``x``).
 
     Examples
     --------
@@ -124,18 +125,24 @@ def pointwise_conv_add(
     >>> torch.allclose(pointwise_conv_add(r, x, conv), r + conv(x), atol=1e-6)
     True
     """
-    if not (is_nhwc(residual) and is_nhwc(x) and conv.kernel_size == (1, 1)):
+    plain_1x1 = (
+        conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+        and conv.groups == 1 and conv.dilation == (1, 1)
+    )  # fmt: skip
+    if not (is_nhwc(residual) and is_nhwc(x) and plain_1x1):
         return residual + conv(x)
     dtype = _fused_dtype(x)
-    if dtype is not None and residual.dtype == dtype and conv.stride == (1, 1):
+    if inplace and residual.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        inplace = False  # the epilogue would overwrite its own input
+    if dtype is not None and residual.dtype == dtype:
         # oneDNN 1x1 convolution with the residual added in its epilogue (in place if asked)
         args = (
             x.to(dtype), conv.weight.to(dtype), None if conv.bias is None else conv.bias.to(dtype),
             [0, 0], [1, 1], [1, 1], 1, "add", 1.0, None, [], None,
         )  # fmt: skip
         if inplace:
-            return torch.ops.mkldnn._convolution_pointwise_.binary(residual, *args)
-        return torch.ops.mkldnn._convolution_pointwise.binary(args[0], residual, *args[1:])
+            return _onednn_binary(True)(residual, *args)
+        return _onednn_binary(False)(args[0], residual, *args[1:])
     c_out, c_in = conv.weight.shape[:2]
     dtype = residual.dtype
     w = conv.weight.reshape(c_out, c_in).t().to(dtype)
@@ -170,8 +177,14 @@ def _fused_dtype(x: Tensor) -> torch.dtype | None:
         return None
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     if dtype == torch.bfloat16 and not _onednn_bf16():
-        return None  # older CPUs: oneDNN's fused bf16 kernels need AVX512-BF16-class support
+        return None  # CPUs without oneDNN bf16 support (e.g. no AVX-512): plain autocast path
     return dtype if dtype in (torch.float32, torch.bfloat16) else None
+
+
+def _onednn_binary(inplace: bool) -> Any:
+    """oneDNN convolution with a binary post-op (``_`` variant: in place into the residual)."""
+    ops = torch.ops.mkldnn
+    return ops._convolution_pointwise_.binary if inplace else ops._convolution_pointwise.binary
 
 
 @lru_cache(maxsize=1)

@@ -22,9 +22,9 @@ __all__ = [
 ]
 
 # glibc mallopt parameters and their defaults (malloc.h / mallopt(3))
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 1024, _M_TRIM_THRESHOLD: 128 * 1024, _M_TOP_PAD: 0}
-_CACHING = {_M_MMAP_THRESHOLD: 2**30, _M_TRIM_THRESHOLD: 2**40, _M_TOP_PAD: 0}
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 1024, _M_TRIM_THRESHOLD: 128 * 1024}
+_CACHING = {_M_MMAP_THRESHOLD: 2**30, _M_TRIM_THRESHOLD: 2**31 - 1}
 _allocator_depth = 0
 _heap_depth = 0
 _lock = threading.Lock()  # the settings are process-wide; threads share the counters
@@ -112,16 +112,14 @@ def cpu_allocator_cache(
     True
     """
     global _allocator_depth
-    if enabled is None:
-        enabled = os.environ.get("GLAVIZ_CPU_ALLOCATOR_CACHE", "1") != "0"
+    enabled = enabled is not False and os.environ.get("GLAVIZ_CPU_ALLOCATOR_CACHE", "1") != "0"
     libc = _glibc() if enabled else None
     if libc is None:
         yield False
         return
     with _lock:
         if _allocator_depth == 0:
-            for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
-                libc.mallopt(param, ctypes.c_int(min(_CACHING[param], 2**31 - 1)))
+            libc.mallopt(_M_TRIM_THRESHOLD, _CACHING[_M_TRIM_THRESHOLD])
         _allocator_depth += 1
     try:
         with heap_buffers() if heap_everywhere else contextlib.nullcontext():
@@ -130,8 +128,7 @@ def cpu_allocator_cache(
         with _lock:
             _allocator_depth -= 1
             if _allocator_depth == 0:
-                for param in (_M_TRIM_THRESHOLD, _M_TOP_PAD):
-                    libc.mallopt(param, _GLIBC_DEFAULTS[param])
+                libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULTS[_M_TRIM_THRESHOLD])
                 libc.malloc_trim(0)
 
 
@@ -151,7 +148,9 @@ def release_cached_memory() -> bool:
 def heap_buffers() -> Iterator[bool]:
     """Inside :func:`cpu_allocator_cache`: large buffers come from the (untrimmed) heap.
 
-    Wrap the model passes in it; outside an active cache it does nothing (yields ``False``).
+    Wrap the model passes in it; outside an active cache, or where glibc refuses a 1 GiB mmap
+    threshold, it does nothing (yields ``False``). glibc's threads other than the main one have
+    their own arenas, whose blocks above 64 MiB are mmapped regardless.
     """
     global _heap_depth
     libc = _glibc() if _allocator_depth > 0 else None
@@ -159,9 +158,14 @@ def heap_buffers() -> Iterator[bool]:
         yield False
         return
     with _lock:
-        if _heap_depth == 0:
-            libc.mallopt(_M_MMAP_THRESHOLD, _CACHING[_M_MMAP_THRESHOLD])
-        _heap_depth += 1
+        # glibc before 2.26-ish refuses thresholds above 32 MiB: then there is nothing to do
+        if _heap_depth == 0 and libc.mallopt(_M_MMAP_THRESHOLD, _CACHING[_M_MMAP_THRESHOLD]) != 1:
+            libc = None
+        else:
+            _heap_depth += 1
+    if libc is None:
+        yield False
+        return
     try:
         yield True
     finally:

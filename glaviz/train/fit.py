@@ -21,6 +21,7 @@ from glaviz.data.tiles import Tile
 from glaviz.models.runtime import (
     autocast,
     cpu_allocator_cache,
+    release_cached_memory,
     resolve_device,
     resolve_precision,
 )
@@ -363,6 +364,7 @@ def fit(
             info["history"].append(row)
             info.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_count=0)
             save_state()
+            release_cached_memory()  # resident memory back to what the next epoch needs
             if live is not None:
                 live.update(row)
             for cb in callbacks:

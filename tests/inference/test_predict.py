@@ -147,6 +147,17 @@ def test_block_size_and_outputs_agree(model, scene, tmp_path):
         predict(model, scene, output=tmp_path / "p.tif", progress=False)
 
 
+def test_outputs_filled_in_row_chunks_equal_the_whole_strip(model, scene, monkeypatch):
+    import glaviz.inference.predict_scene as predict_scene
+
+    whole = predict(model, scene, median_filter=True, progress=False)
+    monkeypatch.setattr(predict_scene, "_FINISH_ROWS", 7)  # several chunks per strip
+    chunked = predict(model, scene, median_filter=True, progress=False)
+    for name in ("glacier_probability", "glacier_mask", "confidence"):
+        np.testing.assert_array_equal(chunked[name].values, whole[name].values)
+    assert (whole["glacier_mask"].values == 255).any()  # nodata went through the chunks too
+
+
 def test_median_filter_matches_scipy_on_the_whole_mask(model, scene):
     raw = predict(model, scene, progress=False)
     filt = predict(model, scene, median_filter=True, block_size=40, progress=False)

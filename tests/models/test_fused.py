@@ -51,6 +51,8 @@ def test_conv_bn_act_fused_under_bfloat16_autocast_computes_in_bfloat16():
     _randomise_batch_norm(block, seed=1)
     x = torch.randn(1, 4, 16, 16)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        if fused._onednn_bf16():  # this CPU has oneDNN bf16: the fused path must be taken
+            assert fused._fused_dtype(x) == torch.bfloat16
         out = block(x)
         fused.ONEDNN_FUSION = False
         try:
@@ -73,16 +75,30 @@ def test_training_and_autograd_take_the_plain_path():
     torch.testing.assert_close(out.detach(), _plain(block, x).detach())
 
 
-def test_whole_model_is_the_same_with_and_without_fusion(monkeypatch):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_whole_model_is_the_same_with_and_without_fusion(monkeypatch, channels_last):
     torch.manual_seed(3)
     model = GlaViTU.small(tile_size=32).eval()
     _randomise_batch_norm(model, seed=3)
     x = {g: torch.rand(2, c, 32, 32) for g, c in model.input_channels.items()}
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = {g: t.contiguous(memory_format=torch.channels_last) for g, t in x.items()}
+    calls = {True: 0, False: 0}
+    real = fused._onednn_binary
+
+    def spy(inplace):
+        calls[inplace] += 1
+        return real(inplace)
+
+    monkeypatch.setattr(fused, "_onednn_binary", spy)
     with torch.inference_mode():
         out = model(x)
         monkeypatch.setattr(fused, "ONEDNN_FUSION", False)
         plain = model(x)
     torch.testing.assert_close(out, plain, atol=1e-4, rtol=1e-4)
+    # residual 1x1 projections in place, the branch output's 1x1 + residual out of place
+    assert calls[True] > 0 and calls[False] > 0
 
 
 def test_pointwise_conv_add_fused_and_autograd():

@@ -96,6 +96,8 @@ def test_allocator_cache_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("GLAVIZ_CPU_ALLOCATOR_CACHE", "0")
     with cpu_allocator_cache() as active:
         assert not active
+    with cpu_allocator_cache(True) as active:  # what predict and fit pass: the env still wins
+        assert not active
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.delenv("GLAVIZ_CPU_ALLOCATOR_CACHE")
     with cpu_allocator_cache() as active:
