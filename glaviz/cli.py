@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from glaviz._io import atomic_write
+
 __all__ = ["main"]
 
 
@@ -113,7 +115,7 @@ def _write_run_summary(args: argparse.Namespace, history: Any, world: int, diges
     """history.csv and run.json in the checkpoint folder (rank 0 only)."""
     out = Path(args.checkpoint_dir)
     out.mkdir(parents=True, exist_ok=True)
-    history.to_csv(out / "history.csv", index=False)
+    atomic_write(out / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
     summary = {
         "world_size": world,
         "parameters_sha256_per_rank": digests,
@@ -121,8 +123,9 @@ def _write_run_summary(args: argparse.Namespace, history: Any, world: int, diges
         "best_checkpoint": history.attrs.get("best_checkpoint"),
         "final": history.iloc[-1].to_dict(),
     }
-    (out / "run.json").write_text(json.dumps(summary, indent=2, default=float))
-    print(json.dumps(summary, indent=2, default=float))
+    text = json.dumps(summary, indent=2, default=float)
+    atomic_write(out / "run.json", lambda tmp: tmp.write_text(text))
+    print(text)
 
 
 def _shutdown_process_group(dist: Any) -> None:
