@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -40,8 +41,11 @@ def test_train_needs_data(tmp_path):
 
 
 def test_ddp_two_processes_with_torchrun(tmp_path):
+    with socket.socket() as sock:  # a free port, not a fixed one another job may hold
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "glaviz.cli", *TRAIN, "--threads", "1",
+           "--master_port", str(port), "-m", "glaviz.cli", *TRAIN, "--threads", "1",
            "--checkpoint-dir", str(tmp_path)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
