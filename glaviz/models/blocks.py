@@ -56,6 +56,7 @@ __all__ = [
     "SqueezeExcitation",
     "TransformerBlock",
     "UpConv",
+    "check_model_inputs",
     "conv_bn",
     "pointwise_conv_add",
     "fold_batch_norm",
@@ -350,6 +351,67 @@ class LocationEncoder(nn.Module):
             )
         x = self.act(self.bn1(self.dense1(location)))
         return self.act(self.bn2(self.dense2(x)))
+
+
+def check_model_inputs(
+    owner: str,
+    inputs: Mapping[str, Tensor],
+    fusion: FusionBlock,
+    location_encoder: LocationEncoder | None,
+    location_encoding: str,
+) -> int:
+    """The input checks of every fused model; returns the batch size.
+
+    ``inputs`` must be a mapping with every fusion group at its channel count, one batch size,
+    no unexpected key, and ``"location"`` ``(B, L)`` exactly when ``location_encoder`` is set.
+    The models add their own spatial rules. Errors name ``owner`` or the offending group.
+
+    Examples
+    --------
+    >>> import torch
+    >>> fusion = FusionBlock({"dem": 2}, 4)
+    >>> check_model_inputs("M", {"dem": torch.zeros(3, 2, 8, 8)}, fusion, None, "none")
+    3
+    >>> check_model_inputs("M", {"dem": torch.zeros(3, 2, 8, 8), "sar": torch.zeros(3, 2, 8, 8)},
+    ...                    fusion, None, "none")
+    Traceback (most recent call last):
+    ...
+    ValueError: unexpected input group 'sar' (expected groups: ['dem'])
+    """
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"{owner} takes a mapping of input groups to tensors, got {type(inputs).__name__}"
+        )
+    expected = list(fusion.in_channels)
+    allowed = set(expected) | ({"location"} if location_encoder is not None else set())
+    for name in inputs:
+        if name not in allowed:
+            hint = (
+                " (this model has no location encoding)"
+                if name == "location"
+                else f" (expected groups: {expected})"
+            )
+            raise ValueError(f"unexpected input group {name!r}{hint}")
+    fusion.check_inputs(inputs)
+    batch = int(inputs[expected[0]].shape[0])
+    for name in expected[1:]:
+        if inputs[name].shape[0] != batch:
+            raise ValueError(
+                f"input group {name!r} has batch size {inputs[name].shape[0]}, the others {batch}"
+            )
+    if location_encoder is not None:
+        n = location_encoder.in_features
+        if "location" not in inputs:
+            raise ValueError(
+                f"input 'location' (B, {n}) is missing: the model was built with "
+                f"location_encoding={location_encoding!r}"
+            )
+        if tuple(inputs["location"].shape) != (batch, n):
+            raise ValueError(
+                f"input 'location' must have shape ({batch}, {n}), "
+                f"got {tuple(inputs['location'].shape)}"
+            )
+    return batch
 
 
 class ResidualBlock(nn.Module):

@@ -42,6 +42,7 @@ from glaviz.models.blocks import (
     ResidualBlock,
     TransformerBlock,
     UpConv,
+    check_model_inputs,
     conv_bn,
     keras_batch_norm,
     pointwise_conv_add,
@@ -431,50 +432,16 @@ class GlaViTU(nn.Module):
         ...
         ValueError: input group 'dem' has spatial size 32 x 32 but the model takes 64 x 64 tiles ...
         """
-        if not isinstance(inputs, Mapping):
-            raise TypeError(
-                f"GlaViTU takes a mapping of input groups to tensors, got {type(inputs).__name__}"
-            )
-        expected = list(self.input_channels)
-        loc = self.location_encoder is not None
-        allowed = set(expected) | ({"location"} if loc else set())
-        for name in inputs:
-            if name not in allowed:
-                hint = (
-                    " (this model has no location encoding)"
-                    if name == "location"
-                    else f" (expected groups: {expected})"
-                )
-                raise ValueError(f"unexpected input group {name!r}{hint}")
-        self.fusion.check_inputs(inputs)
-        batch = None
-        for name in expected:
-            x = inputs[name]
-            h, w = x.shape[-2:]
+        check_model_inputs(
+            "GlaViTU", inputs, self.fusion, self.location_encoder, self.location_encoding
+        )
+        for name in self.input_channels:
+            h, w = inputs[name].shape[-2:]
             if h != self.tile_size or w != self.tile_size:
                 raise ValueError(
                     f"input group {name!r} has spatial size {h} x {w} but the model takes "
                     f"{self.tile_size} x {self.tile_size} tiles (the learned position embedding "
                     "fixes the size); pad or window larger/smaller inputs, as predict does"
-                )
-            if batch is None:
-                batch = x.shape[0]
-            elif x.shape[0] != batch:
-                raise ValueError(
-                    f"input group {name!r} has batch size {x.shape[0]}, the others {batch}"
-                )
-        if loc:
-            assert self.location_encoder is not None
-            if "location" not in inputs:
-                raise ValueError(
-                    f"input 'location' (B, {self.location_encoder.in_features}) is missing: the "
-                    f"model was built with location_encoding={self.location_encoding!r}"
-                )
-            lv = inputs["location"]
-            if lv.shape != (batch, self.location_encoder.in_features):
-                raise ValueError(
-                    f"input 'location' must have shape ({batch}, "
-                    f"{self.location_encoder.in_features}), got {tuple(lv.shape)}"
                 )
 
     def forward_features(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
-from glaviz.models.blocks import FusionBlock, LocationEncoder
+from glaviz.models.blocks import FusionBlock, LocationEncoder, check_model_inputs
 from glaviz.models.glavitu import LocationEncoding, check_input_config
 
 __all__ = [
@@ -414,27 +414,16 @@ class FusionModel(nn.Module):
         one spatial size, height and width multiples of :attr:`size_multiple`, and
         ``inputs["location"]`` ``(B, L)`` exactly when a location encoding is configured.
         """
-        if not isinstance(inputs, Mapping):
-            raise TypeError(
-                f"{type(self).__name__} takes a mapping of input groups to tensors, "
-                f"got {type(inputs).__name__}"
-            )
+        check_model_inputs(
+            type(self).__name__, inputs, self.fusion, self.location_encoder,
+            self.location_encoding,
+        )  # fmt: skip
         expected = list(self.input_channels)
-        has_loc = self.location_encoder is not None
-        for name in inputs:
-            if name not in expected and not (has_loc and name == "location"):
-                hint = (
-                    " (this model has no location encoding)"
-                    if name == "location"
-                    else f" (expected groups: {expected})"
-                )
-                raise ValueError(f"unexpected input group {name!r}{hint}")
-        self.fusion.check_inputs(inputs)
         first = inputs[expected[0]]
-        b, (h, w) = first.shape[0], first.shape[-2:]
+        h, w = first.shape[-2:]
         for name in expected[1:]:
             x = inputs[name]
-            if x.shape[0] != b or x.shape[-2:] != first.shape[-2:]:
+            if x.shape[-2:] != first.shape[-2:]:
                 raise ValueError(
                     f"input group {name!r} has shape {tuple(x.shape)} but {expected[0]!r} has "
                     f"{tuple(first.shape)}: all groups need one batch size and one grid"
@@ -446,19 +435,6 @@ class FusionModel(nn.Module):
                 f"(its total stride), got {h} x {w}; pad or crop to "
                 f"{-(-h // m) * m} x {-(-w // m) * m} (scene prediction pads for you)"
             )
-        if has_loc:
-            assert self.location_encoder is not None
-            n = self.location_encoder.in_features
-            if "location" not in inputs:
-                raise ValueError(
-                    f"input 'location' (B, {n}) is missing: the model was built with "
-                    f"location_encoding={self.location_encoding!r}"
-                )
-            if tuple(inputs["location"].shape) != (b, n):
-                raise ValueError(
-                    f"input 'location' must have shape ({b}, {n}), "
-                    f"got {tuple(inputs['location'].shape)}"
-                )
 
     def fuse(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """Check the inputs, fuse the groups and add the encoded location: ``(B, width, H, W)``."""
