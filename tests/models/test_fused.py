@@ -11,17 +11,6 @@ from glaviz.models.fused import pointwise_conv_add
 from glaviz.models.glavitu import GlaViTU
 
 
-def _randomise_batch_norm(model: torch.nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.weight.copy_(0.5 + torch.rand(m.num_features, generator=g))
-                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
-
-
 def _plain(block: ConvBNAct, x: torch.Tensor) -> torch.Tensor:
     act = torch.nn.functional.leaky_relu
     y = act(block.bn1(block.conv1(x)), 0.2)
@@ -29,10 +18,10 @@ def _plain(block: ConvBNAct, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_conv_bn_act_fused_matches_plain_float32(channels_last):
+def test_conv_bn_act_fused_matches_plain_float32(channels_last, randomise_bn):
     torch.manual_seed(0)
     block = ConvBNAct(5, 16).eval()
-    _randomise_batch_norm(block)
+    randomise_bn(block)
     x = torch.randn(2, 5, 24, 20)
     if channels_last:
         block = block.to(memory_format=torch.channels_last)
@@ -45,10 +34,10 @@ def test_conv_bn_act_fused_matches_plain_float32(channels_last):
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
-def test_conv_bn_act_fused_under_bfloat16_autocast_computes_in_bfloat16():
+def test_conv_bn_act_fused_under_bfloat16_autocast_computes_in_bfloat16(randomise_bn):
     torch.manual_seed(1)
     block = ConvBNAct(4, 8).eval()
-    _randomise_batch_norm(block, seed=1)
+    randomise_bn(block, seed=1)
     x = torch.randn(1, 4, 16, 16)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         if fused._onednn_bf16():  # this CPU has oneDNN bf16: the fused path must be taken
@@ -63,10 +52,10 @@ def test_conv_bn_act_fused_under_bfloat16_autocast_computes_in_bfloat16():
     torch.testing.assert_close(out.float(), plain.float(), atol=0.05, rtol=0.02)
 
 
-def test_training_and_autograd_take_the_plain_path():
+def test_training_and_autograd_take_the_plain_path(randomise_bn):
     torch.manual_seed(2)
     block = ConvBNAct(3, 4).eval()
-    _randomise_batch_norm(block, seed=2)
+    randomise_bn(block, seed=2)
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
     assert fused._fused_dtype(x) is None  # grad mode: no fused call
     out = block(x)
@@ -76,10 +65,10 @@ def test_training_and_autograd_take_the_plain_path():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_whole_model_is_the_same_with_and_without_fusion(monkeypatch, channels_last):
+def test_whole_model_is_the_same_with_and_without_fusion(monkeypatch, channels_last, randomise_bn):
     torch.manual_seed(3)
     model = GlaViTU.small(tile_size=32).eval()
-    _randomise_batch_norm(model, seed=3)
+    randomise_bn(model, seed=3)
     x = {g: torch.rand(2, c, 32, 32) for g, c in model.input_channels.items()}
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
