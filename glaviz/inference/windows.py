@@ -92,17 +92,15 @@ class WindowRunner:
         self.precision = precision
         self.tta = tta
         self.location = location
-        self.channels_last = True  # NHWC windows: faster convolutions on CPUs and GPUs
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """On the device; 4-D windows channels-last (faster convolutions on CPUs and GPUs)."""
         tensor = torch.from_numpy(array)
         if self.device.type == "cuda":
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
-            if tensor.ndim == 4 and self.channels_last:
-                tensor = tensor.contiguous(memory_format=torch.channels_last)
-            return tensor
-        tensor = tensor.to(self.device)
-        if tensor.ndim == 4 and self.channels_last:
+        else:
+            tensor = tensor.to(self.device)
+        if tensor.ndim == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
