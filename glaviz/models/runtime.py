@@ -8,7 +8,7 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -25,8 +25,7 @@ __all__ = [
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 * 1024, _M_TRIM_THRESHOLD: 128 * 1024}
 _CACHING = {_M_MMAP_THRESHOLD: 2**30, _M_TRIM_THRESHOLD: 2**31 - 1}
-_allocator_depth = 0
-_heap_depth = 0
+_depth = {_M_TRIM_THRESHOLD: 0, _M_MMAP_THRESHOLD: 0}  # blocks holding each setting
 _lock = threading.Lock()  # the settings are process-wide; threads share the counters
 
 
@@ -111,25 +110,14 @@ def cpu_allocator_cache(
     >>> isinstance(active, bool)
     True
     """
-    global _allocator_depth
     enabled = enabled is not False and os.environ.get("GLAVIZ_CPU_ALLOCATOR_CACHE", "1") != "0"
     libc = _glibc() if enabled else None
     if libc is None:
         yield False
         return
-    with _lock:
-        if _allocator_depth == 0:
-            libc.mallopt(_M_TRIM_THRESHOLD, _CACHING[_M_TRIM_THRESHOLD])
-        _allocator_depth += 1
-    try:
+    with _raised(libc, _M_TRIM_THRESHOLD, on_last_exit=libc.malloc_trim) as active:
         with heap_buffers() if heap_everywhere else contextlib.nullcontext():
-            yield True
-    finally:
-        with _lock:
-            _allocator_depth -= 1
-            if _allocator_depth == 0:
-                libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULTS[_M_TRIM_THRESHOLD])
-                libc.malloc_trim(0)
+            yield active
 
 
 def release_cached_memory() -> bool:
@@ -137,7 +125,7 @@ def release_cached_memory() -> bool:
 
     Keeps a long run's resident memory near what it uses; ``False`` when no cache is active.
     """
-    libc = _glibc() if _allocator_depth > 0 else None
+    libc = _glibc() if _depth[_M_TRIM_THRESHOLD] > 0 else None
     if libc is None:
         return False
     libc.malloc_trim(0)
@@ -152,24 +140,35 @@ def heap_buffers() -> Iterator[bool]:
     threshold, it does nothing (yields ``False``). glibc's threads other than the main one have
     their own arenas, whose blocks above 64 MiB are mmapped regardless.
     """
-    global _heap_depth
-    libc = _glibc() if _allocator_depth > 0 else None
+    libc = _glibc() if _depth[_M_TRIM_THRESHOLD] > 0 else None
     if libc is None:
         yield False
         return
+    with _raised(libc, _M_MMAP_THRESHOLD) as active:
+        yield active
+
+
+@contextlib.contextmanager
+def _raised(
+    libc: ctypes.CDLL, param: int, *, on_last_exit: Callable[[int], object] | None = None
+) -> Iterator[bool]:
+    """glibc's ``param`` at its caching value while any block holds it, default after the last.
+
+    Yields ``False`` (and changes nothing) where glibc refuses the value: glibc before 2.26-ish
+    takes no mmap threshold above 32 MiB. ``on_last_exit(0)`` runs after the default is back.
+    """
     with _lock:
-        # glibc before 2.26-ish refuses thresholds above 32 MiB: then there is nothing to do
-        if _heap_depth == 0 and libc.mallopt(_M_MMAP_THRESHOLD, _CACHING[_M_MMAP_THRESHOLD]) != 1:
-            libc = None
-        else:
-            _heap_depth += 1
-    if libc is None:
+        active = _depth[param] > 0 or libc.mallopt(param, _CACHING[param]) == 1
+        _depth[param] += active
+    if not active:
         yield False
         return
     try:
         yield True
     finally:
         with _lock:
-            _heap_depth -= 1
-            if _heap_depth == 0:
-                libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULTS[_M_MMAP_THRESHOLD])
+            _depth[param] -= 1
+            if _depth[param] == 0:
+                libc.mallopt(param, _GLIBC_DEFAULTS[param])
+                if on_last_exit is not None:
+                    on_last_exit(0)
