@@ -113,6 +113,22 @@ def area_km2(geometries: gpd.GeoSeries | gpd.GeoDataFrame, *, crs: Any = None) -
     return np.nan_to_num(areas) * factor**2 / 1e6
 
 
+def _from_prediction(
+    obj: xr.DataArray | xr.Dataset, name: str, valid: Any, caller: str
+) -> tuple[xr.DataArray, Any]:
+    """``obj[name]`` and its ``valid`` (unless given) from a prediction Dataset, else as is."""
+    if not isinstance(obj, xr.Dataset):
+        return obj, valid
+    if name not in obj:
+        raise KeyError(
+            f"{caller}: the Dataset has no {name!r} variable; pass the DataArray itself "
+            f"(variables: {list(obj.data_vars)})"
+        )
+    if valid is None and "valid" in obj:
+        valid = obj["valid"]
+    return obj[name], valid
+
+
 def _grid(da: xr.DataArray, what: str) -> tuple[xr.DataArray, Any, Any]:
     """``da`` as a 2-D ``(y, x)`` array with its CRS and transform, or a clear error."""
     if not isinstance(da, xr.DataArray):
@@ -221,15 +237,7 @@ def to_outlines(
     >>> bool(np.isclose(gdf["area_km2"].sum(), int(ds["reference_mask"].sum()) * px_km2))
     True
     """
-    if isinstance(mask, xr.Dataset):
-        if "glacier_mask" not in mask:
-            raise KeyError(
-                "to_outlines: the Dataset has no 'glacier_mask' variable; pass the mask "
-                f"DataArray itself (variables: {list(mask.data_vars)})"
-            )
-        if valid is None and "valid" in mask:
-            valid = mask["valid"]
-        mask = mask["glacier_mask"]
+    mask, valid = _from_prediction(mask, "glacier_mask", valid, "to_outlines")
     da, crs, transform = _grid(mask, "mask")
     selected = np.asarray(da.values) == value
     if valid is not None:
@@ -285,15 +293,7 @@ def confidence_bands(
     >>> len(bands), round(float(bands["area_km2"][0]), 4)
     (1, 0.0288)
     """
-    if isinstance(confidence, xr.Dataset):
-        if "confidence" not in confidence:
-            raise KeyError(
-                "confidence_bands: the Dataset has no 'confidence' variable "
-                f"(variables: {list(confidence.data_vars)})"
-            )
-        if valid is None and "valid" in confidence:
-            valid = confidence["valid"]
-        confidence = confidence["confidence"]
+    confidence, valid = _from_prediction(confidence, "confidence", valid, "confidence_bands")
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
     da, crs, transform = _grid(confidence, "confidence")
