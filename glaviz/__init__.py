@@ -50,6 +50,8 @@ _LAZY = {
     "evaluate_benchmark": "glaviz.evaluation",
     "compare_outlines": "glaviz.compare",
     "summarise_against_experts": "glaviz.compare",
+    "compare_map": "glaviz.viz.maps",
+    "save_html": "glaviz.viz.html",
 }
 _SUBMODULES = (
     "catalog",
@@ -62,6 +64,7 @@ _SUBMODULES = (
     "vector",
     "evaluation",
     "compare",
+    "viz",
 )
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])

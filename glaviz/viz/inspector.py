@@ -37,6 +37,8 @@ from glaviz.viz.render import EARTH_RADIUS, MercatorGrid
 
 __all__ = ["Inspector"]
 
+#: The panel's look (the same in glaviz-map.js): small, scrolling, never covering the map.
+_STYLE = 'style="font-size:11px;line-height:13px;max-height:260px;overflow:auto"'
 #: Arrays stored as uint16 fractions in HTML (value = stored / 65534; 65535 = no data).
 _FRACTIONS = ("probability", "confidence")
 
@@ -147,7 +149,7 @@ class Inspector:
     def describe(self, hit: dict[str, Any] | None) -> str:
         """HTML table of :meth:`at_latlon`'s answer (what the live map shows)."""
         if hit is None:
-            return "<b>Pixel inspector</b><br>click on the scene"
+            return f"<div {_STYLE}><b>Pixel inspector</b><br>click on the scene</div>"
         rows = [
             f"<tr><td>row, column</td><td>{hit['row']}, {hit['col']}</td></tr>",
             f"<tr><td>lat, lon</td><td>{hit['lat']:.5f}, {hit['lon']:.5f}</td></tr>",
@@ -163,7 +165,7 @@ class Inspector:
             else:
                 text = str(v)
             rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(text)}</td></tr>")
-        return "<b>Pixel inspector</b><table>" + "".join(rows) + "</table>"
+        return f"<div {_STYLE}><b>Pixel inspector</b><table>" + "".join(rows) + "</table></div>"
 
     @staticmethod
     def latlon_of(row: int, col: int, *, transform: Affine, crs: Any) -> tuple[float, float]:

@@ -168,8 +168,11 @@ def _check_grid(scene: xr.Dataset, other: xr.Dataset | xr.DataArray, what: str) 
         )
 
 
-def _outline_frame(gdf: gpd.GeoDataFrame, tolerance: float, crs: Any) -> gpd.GeoDataFrame:
-    """Outlines for display: id, name, area; simplified by ``tolerance`` (scene CRS units)."""
+def _outline_frame(
+    gdf: gpd.GeoDataFrame, tolerance: float, crs: Any, bounds: tuple[float, float, float, float]
+) -> gpd.GeoDataFrame:
+    """Outlines for display: id, name, whole area; clipped to the scene's ``bounds`` and
+    simplified by ``tolerance`` (both in the scene CRS)."""
     gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())]
     gdf = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
     out = gpd.GeoDataFrame(
@@ -186,6 +189,7 @@ def _outline_frame(gdf: gpd.GeoDataFrame, tolerance: float, crs: Any) -> gpd.Geo
         geometry=gdf.geometry.values,
         crs=gdf.crs,
     ).to_crs(crs)
+    out = out.clip(shapely.box(*bounds), keep_geom_type=True)
     if tolerance > 0:
         out["geometry"] = shapely.simplify(out.geometry.values, tolerance, preserve_topology=True)
     out = out.to_crs(4326)
@@ -368,13 +372,17 @@ def display_data(
         ref = ref[ref.intersects(bbox.to_crs(ref.crs).iloc[0])]
         ref_mask = rasterize_outlines(ref, like=scene)
         if "reference_outlines" in wanted:
-            outlines["reference_outlines"] = _outline_frame(ref, tolerance, scene.rio.crs)
+            outlines["reference_outlines"] = _outline_frame(
+                ref, tolerance, scene.rio.crs, scene.rio.bounds()
+            )
     elif isinstance(reference, xr.DataArray):
         ref_mask = reference
         if "reference_outlines" in wanted:
             polys = to_outlines(reference if f == 1 else _as_grid(reference, f, transform))
             polys["glacier_id"] = [f"R{i + 1}" for i in range(len(polys))]
-            outlines["reference_outlines"] = _outline_frame(polys, tolerance, scene.rio.crs)
+            outlines["reference_outlines"] = _outline_frame(
+                polys, tolerance, scene.rio.crs, scene.rio.bounds()
+            )
     elif reference is not None:
         raise TypeError(
             f"reference must be outlines (GeoDataFrame) or a mask (DataArray), "
@@ -399,7 +407,9 @@ def display_data(
         pmask = prediction["glacier_mask"]
         polys = to_outlines(pmask if f == 1 else _as_grid(pmask, f, transform))
         polys["glacier_id"] = [f"P{i + 1}" for i in range(len(polys))]
-        outlines["predicted_outlines"] = _outline_frame(polys, tolerance, scene.rio.crs)
+        outlines["predicted_outlines"] = _outline_frame(
+            polys, tolerance, scene.rio.crs, scene.rio.bounds()
+        )
 
     order = [k for k in LAYER_KEYS if k in out]
     return DisplayData(grid, {k: out[k] for k in order}, outlines, values, labels, f)

@@ -56,38 +56,31 @@ class ComparisonMap(ipyleaflet.Map):
     initially_hidden: list[str]
 
 
+def _legend_item(label: str, swatch_css: str) -> str:
+    swatch = f"display:inline-block;width:14px;margin-right:4px;{swatch_css}"
+    return (
+        '<div class="glaviz-legend-item" style="line-height:13px">'
+        f'<span class="glaviz-swatch" style="{swatch}"></span>{label}</div>'
+    )
+
+
 def _legend_html(data: DisplayData, outlines: Sequence[str]) -> str:
     items = []
     for layer in data.layers.values():
         for label, colour in layer.legend:
-            swatch = (
-                f"background:{colour};width:60px"
-                if "gradient" in colour
-                else f"background:{colour}"
-            )
-            items.append(
-                f'<div class="glaviz-legend-item"><span class="glaviz-swatch" '
-                f'style="display:inline-block;width:14px;height:10px;margin-right:4px;{swatch}">'
-                f"</span>{label}</div>"
-            )
+            width = "60px" if "gradient" in colour else "14px"
+            items.append(_legend_item(label, f"height:10px;width:{width};background:{colour}"))
     for key in outlines:
         colour = OUTLINE_COLOURS[key.split("_")[0]]
         label = (
             "expert (reference) outlines" if key == "reference_outlines" else "predicted outlines"
         )
-        items.append(
-            f'<div class="glaviz-legend-item"><span class="glaviz-swatch" style="display:'
-            f'inline-block;width:14px;height:0;border-top:2px solid {colour};margin-right:4px">'
-            f"</span>{label}</div>"
-        )
-    return (
-        '<div class="glaviz-legend" style="font-size:11px"><b>Legend</b>'
-        + "".join(items)
-        + "</div>"
-    )
+        items.append(_legend_item(label, f"height:0;border-top:2px solid {colour}"))
+    style = "font-size:10px;line-height:12px;max-height:40vh;overflow:auto"
+    return f'<div class="glaviz-legend" style="{style}"><b>Legend</b>' + "".join(items) + "</div>"
 
 
-def _initial_view(data: DisplayData) -> tuple[tuple[float, float], int]:
+def _initial_view(data: DisplayData) -> tuple[tuple[float, float], float]:
     (south, west), (north, east) = data.grid.latlon_bounds
     left, bottom, right, top = data.grid.bounds
     world = 2 * math.pi * EARTH_RADIUS
@@ -95,7 +88,8 @@ def _initial_view(data: DisplayData) -> tuple[tuple[float, float], int]:
         math.log2(world * screen / (256 * max(extent, 1e-6)))
         for screen, extent in zip(_FIT, (right - left, top - bottom), strict=True)
     ]
-    return ((south + north) / 2, (west + east) / 2), max(0, min(18, math.floor(min(zooms))))
+    zoom = math.floor(min(zooms) * 4) / 4  # quarter steps: the scene fills the view
+    return ((south + north) / 2, (west + east) / 2), max(0.0, min(18.0, zoom))
 
 
 def compare_map(
@@ -132,7 +126,8 @@ def compare_map(
     prediction : xarray.Dataset, optional
         :func:`glaviz.predict`'s output on the scene's grid.
     reference : geopandas.GeoDataFrame or xarray.DataArray, optional
-        Expert outlines (any CRS; those touching the scene are shown) or a reference mask.
+        Expert outlines (any CRS; shown clipped to the scene, with each glacier's whole area)
+        or a reference mask.
     layers : sequence of str, optional
         Only these layer keys (default: all the data has).
     split : (str, str) or None, default ("rgb", "error")
@@ -233,6 +228,8 @@ def compare_map(
         layers=tuple(initial),
         panes=panes,
         scroll_wheel_zoom=True,
+        zoom_snap=0.25,
+        zoom_delta=0.5,
         max_zoom=22,
         layout=ipywidgets.Layout(height=height, width="100%"),
     )
@@ -267,7 +264,7 @@ def compare_map(
         m.add(ipyleaflet.WidgetControl(widget=slider, position="topleft"))
     panel = ipywidgets.HTML(m.inspector.describe(None))
     panel.add_class("glaviz-inspector")
-    m.add(ipyleaflet.WidgetControl(widget=panel, position="bottomleft"))
+    m.add(ipyleaflet.WidgetControl(widget=panel, position="topleft"))
 
     def on_interaction(**event: Any) -> None:
         if event.get("type") == "click":

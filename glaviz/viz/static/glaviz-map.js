@@ -71,7 +71,8 @@
   }
 
   function describe(insp, hit, lat, lon) {
-    if (!hit) return "<b>Pixel inspector</b><br>outside the scene";
+    var style = "<div style=\"font-size:11px;line-height:13px;max-height:260px;overflow:auto\">";
+    if (!hit) return style + "<b>Pixel inspector</b><br>outside the scene</div>";
     var rows = ["<tr><td>row, column</td><td class=\"glaviz-rowcol\">" + hit.row + ", " + hit.col + "</td></tr>",
                 "<tr><td>lat, lon</td><td>" + lat.toFixed(5) + ", " + lon.toFixed(5) + "</td></tr>"];
     insp.arrays.forEach(function (a) {
@@ -79,7 +80,7 @@
       rows.push("<tr data-key=\"" + escapeHtml(a.key) + "\"><td>" + escapeHtml(a.label) + "</td><td>" +
                 escapeHtml(format(a, hit[a.key], insp)) + "</td></tr>");
     });
-    return "<b>Pixel inspector</b><table>" + rows.join("") + "</table>";
+    return style + "<b>Pixel inspector</b><table>" + rows.join("") + "</table></div>";
   }
 
   function panelOf(root) {
