@@ -17,6 +17,7 @@ import ipyleaflet
 import ipywidgets
 import xarray as xr
 
+from glaviz.viz.detail import DetailRenderer
 from glaviz.viz.inspector import Inspector
 from glaviz.viz.layers import OUTLINE_COLOURS, DisplayData, display_data
 from glaviz.viz.render import EARTH_RADIUS, encode_image
@@ -46,6 +47,9 @@ class ComparisonMap(ipyleaflet.Map):
     initially_hidden : list of str
         Layer keys that saved HTML switches off at first (still listed in the layers control).
         The two swiped layers are drawn by the swipe control, not listed there.
+    detail : DetailRenderer or None
+        For decimated scenes: the full-resolution overlay of the visible window that a live
+        map renders when zoomed in (None when every pixel is already shown).
     """
 
     image_layers: dict[str, ipyleaflet.ImageOverlay]
@@ -54,6 +58,7 @@ class ComparisonMap(ipyleaflet.Map):
     display: DisplayData
     links: list[Any]
     initially_hidden: list[str]
+    detail: DetailRenderer | None
 
 
 def _legend_item(label: str, swatch_css: str) -> str:
@@ -248,6 +253,7 @@ def compare_map(
     legend = ipywidgets.HTML(_legend_html(data, list(outline_layers)))
     m.add(ipyleaflet.WidgetControl(widget=legend, position="bottomright"))
     m.add(ipyleaflet.ScaleControl(position="bottomleft", imperial=False))
+    slider = None
     if overlay_keys:
         slider = ipywidgets.FloatSlider(
             value=opacity,
@@ -266,10 +272,34 @@ def compare_map(
     panel.add_class("glaviz-inspector")
     m.add(ipyleaflet.WidgetControl(widget=panel, position="topleft"))
 
+    m.detail = None
+    if data.factor > 1:
+        keys = list(dict.fromkeys([*shown, *(swipe or ())]))
+        m.detail = DetailRenderer(
+            m,
+            scene,
+            prediction,
+            reference,
+            keys,
+            opacity=opacity,
+            confidence_threshold=confidence_threshold,
+        )
+
+        def on_view(change: dict[str, Any]) -> None:
+            added = set(m.detail.layers)
+            m.detail.update(m.bounds, m.zoom)
+            for key in set(m.detail.layers) - added:
+                if m.display.layers[key].overlay and slider is not None:
+                    link = ipywidgets.jslink((slider, "value"), (m.detail.layers[key], "opacity"))
+                    m.links.append(link)
+
+        m.observe(on_view, names=["bounds"])
+
     def on_interaction(**event: Any) -> None:
         if event.get("type") == "click":
             lat, lon = event["coordinates"]
-            panel.value = m.inspector.describe(m.inspector.at_latlon(lat, lon))
+            hit = m.detail.at_latlon(lat, lon) if m.detail is not None else None
+            panel.value = m.inspector.describe(hit or m.inspector.at_latlon(lat, lon))
 
     def on_hover(feature: dict[str, Any], **_: Any) -> None:
         props = feature.get("properties", {})

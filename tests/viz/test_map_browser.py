@@ -111,3 +111,31 @@ def test_saved_map_works_offline_in_chromium(offline_page, saved):
 
     offline_page.screenshot()
     report.assert_clean()
+
+
+def test_saved_page_with_plots_renders_offline(offline_page, saved, tmp_path):
+    import holoviews as hv
+
+    from glaviz.evaluation import reliability
+    from glaviz.viz.plots import confidence_histogram, reliability_diagram
+
+    scene, reference, prediction, m, _ = saved
+    table = reliability(prediction, reference)
+    page_items = [
+        "<h2>Region X</h2>",
+        m,
+        reliability_diagram(table),
+        confidence_histogram(prediction),
+        hv.Curve([(0, 0.9), (1, 0.5), (2, 0.3)], "epoch", "loss"),
+    ]
+    path = save_html(page_items, tmp_path / "page.html")
+    page, report = offline_page
+    offline_page.goto(path)
+    page.wait_for_function("window.glavizMaps && window.glavizMaps.length === 1")
+    # BokehJS draws each plot into canvases inside shadow roots
+    page.wait_for_selector("canvas")
+    page.wait_for_timeout(500)
+    assert page.locator("canvas").count() >= 3  # Playwright's CSS locators pierce shadow roots
+    assert page.locator("h2", has_text="Region X").count() == 1
+    offline_page.screenshot()
+    report.assert_clean()

@@ -380,3 +380,46 @@ def test_outline_polygons_in_the_geojson_are_valid_lat_lon(everest):
         gdf.geometry.representative_point().y.mean(),
     )
     assert 86 < lon < 88 and 27 < lat < 29
+
+
+# --- big scenes: full resolution on zoom -------------------------------------------------------
+
+
+def test_zooming_in_a_decimated_scene_renders_full_resolution_pixels():
+    scene, reference, prediction = full_scene(240, 240, seed=1)
+    m = compare_map(scene, prediction, reference, max_size=60)
+    assert m.display.factor == 4 and m.detail is not None
+    row, col = 101, 143  # not on the overview's every-4th-pixel lattice
+    lat, lon = Inspector.latlon_of(row, col, transform=scene.rio.transform(), crs=scene.rio.crs)
+    overview = m.inspector.at_latlon(lat, lon)
+    assert overview["row"] % 4 == 0 and overview["col"] % 4 == 0
+    # the frontend reports a view of about 30 x 30 pixels around it, zoomed in
+    d = 0.004
+    m.zoom = m.display.grid.native_zoom + 2
+    m.set_trait("bounds", ((lat - d, lon - d), (lat + d, lon + d)))
+    detail = m.detail
+    assert detail.data is not None and detail.data.factor == 1
+    assert set(detail.layers) == {"rgb", "error"}
+    assert all(layer in m.layers for layer in detail.layers.values())
+    assert detail.layers["rgb"].pane == m.image_layers["rgb"].pane
+    hit = detail.at_latlon(lat, lon)
+    assert abs(hit["row"] - row) <= 1 and abs(hit["col"] - col) <= 1
+    r, c = hit["row"], hit["col"]
+    assert (r, c) != (overview["row"], overview["col"])
+    assert hit["probability"] == pytest.approx(float(prediction["glacier_probability"][r, c]))
+    assert hit["optical:red"] == pytest.approx(
+        float(scene["optical"].sel(optical_band="red").values[r, c])
+    )
+    # a click there shows the full-resolution pixel
+    m._interaction_callbacks(type="click", coordinates=[lat, lon])
+    panel = next(
+        c.widget
+        for c in m.controls
+        if isinstance(c, ipyleaflet.WidgetControl) and "glaviz-inspector" in c.widget._dom_classes
+    )
+    assert f"{r}, {c}" in panel.value
+    # the overlay follows the opacity slider; zooming out removes the detail
+    assert any(link.target[0] is detail.layers["error"] for link in m.links)
+    m.zoom = m.display.grid.native_zoom - 1
+    m.set_trait("bounds", ((lat - 0.1, lon - 0.1), (lat + 0.1, lon + 0.1)))
+    assert detail.layers == {} and not any("full resolution" in lyr.name for lyr in m.layers)
