@@ -25,7 +25,11 @@ from ipywidgets.embed import dependency_state, embed_data
 
 from glaviz._io import atomic_write
 
-__all__ = ["render_html", "save_html"]
+__all__ = ["inline_widget_scripts", "map_data_script", "render_html", "save_html"]
+
+#: Set (to anything) while a report's kernel runs: displayed maps then also emit their
+#: inspector data, which the report's HTML needs (a live notebook does not).
+REPORT_ENV = "GLAVIZ_REPORT"
 
 _STATIC = resources.files("glaviz.viz") / "static"
 #: BokehJS parts holoviews plots need (MathJax and tables are left out: 2 MB less).
@@ -96,6 +100,30 @@ def _bokeh_js() -> str:
     return "\n".join(res.js_raw)
 
 
+def inline_widget_scripts() -> str:
+    """RequireJS, the widget manager, jupyter-leaflet and glaviz's map script, inlined."""
+    return (
+        _script(_static("require.js"))
+        + _script(_static("embed-amd.js"))
+        + _script(_jupyter_leaflet_js())
+        + _script(_static("glaviz-map.js"))
+    )
+
+
+def map_data_script(maps: Sequence[Any]) -> str:
+    """``<script class="glaviz-maps">`` with the inspector data of comparison maps."""
+    data = {
+        w.model_id: {
+            "inspector": w.inspector.payload(),
+            "hidden": [f"glaviz-{k}" for k in w.initially_hidden],
+        }
+        for w in maps
+        if hasattr(w, "inspector")
+    }
+    text = json.dumps(data).replace("</", "<\\/")
+    return f'<script type="application/json" class="glaviz-maps">{text}</script>\n'
+
+
 def render_html(objs: Any | Sequence[Any], *, title: str = "glaviz") -> str:
     """The text of the self-contained page :func:`save_html` writes.
 
@@ -135,29 +163,14 @@ def render_html(objs: Any | Sequence[Any], *, title: str = "glaviz") -> str:
         links = [link for w in widgets for link in getattr(w, "links", [])]
         state = dependency_state(widgets + links, drop_defaults=False)
         data = embed_data(views=widgets, drop_defaults=False, state=state)
-        head.append(_script(_static("require.js")))
-        head.append(_script(_static("embed-amd.js")))
-        head.append(_script(_jupyter_leaflet_js()))
         head.append(
             _script(
                 json.dumps(data["manager_state"]).replace("</", "<\\/"),
                 type="application/vnd.jupyter.widget-state+json",
             )
         )
-        maps = {
-            w.model_id: {
-                "inspector": w.inspector.payload(),
-                "hidden": [f"glaviz-{k}" for k in w.initially_hidden],
-            }
-            for w in widgets
-            if hasattr(w, "inspector")
-        }
-        head.append(
-            _script(
-                json.dumps(maps).replace("</", "<\\/"), type="application/json", id="glaviz-maps"
-            )
-        )
-        head.append(_script(_static("glaviz-map.js")))
+        head.append(map_data_script(widgets))
+        head.append(inline_widget_scripts())
     specs = iter(data["view_specs"]) if widgets else iter(())
     plot_divs = iter(divs)
     for o in items:

@@ -138,10 +138,23 @@ class DisplayData:
 
 
 def _view(da: xr.DataArray, f: int) -> np.ndarray:
-    """Every ``f``-th row and column as numpy (reads only that from lazy arrays)."""
+    """Every ``f``-th row and column as numpy."""
     if f > 1:
         da = da.isel(y=slice(None, None, f), x=slice(None, None, f))
     return np.asarray(da.values)
+
+
+def _views(arrays: dict[str, xr.DataArray], f: int) -> dict[str, np.ndarray]:
+    """:func:`_view` of several arrays in ONE dask computation: files that feed several arrays
+    (a scene's bands and its ``valid`` mask) are read once, and in parallel."""
+    import dask
+
+    lazy = {
+        k: (v.isel(y=slice(None, None, f), x=slice(None, None, f)) if f > 1 else v).data
+        for k, v in arrays.items()
+    }
+    computed = dask.compute(*lazy.values())
+    return {k: np.asarray(v) for k, v in zip(lazy, computed, strict=True)}
 
 
 def _gradient(colours: list[str] | tuple[str, ...]) -> str:
@@ -260,7 +273,16 @@ def display_data(
     rows, cols = grid.lookup(transform, scene.rio.crs, view_shape)
     inside = rows >= 0
 
-    valid = _view(scene["valid"], f) if "valid" in scene else np.ones(view_shape, bool)
+    needed = {g: group_array(scene, g) for g in scene_groups(scene)}
+    if "valid" in scene:
+        needed["valid"] = scene["valid"]
+    for name in ("glacier_probability", "confidence", "glacier_mask"):
+        if prediction is not None and name in prediction:
+            needed[name] = prediction[name]
+    if isinstance(reference, xr.DataArray):
+        needed["reference"] = reference
+    views = _views(needed, f)
+    valid = views["valid"] if "valid" in views else np.ones(view_shape, bool)
     valid_g = gather(valid, rows, cols, fill=False).astype(bool)
     values: dict[str, np.ndarray] = {
         "row": np.where(inside, rows * f, -1).astype(np.int32),
@@ -278,7 +300,7 @@ def display_data(
 
     for group in scene_groups(scene):
         arr = group_array(scene, group)
-        data = gather(_view(arr, f).astype(np.float32), rows, cols)
+        data = gather(views[group].astype(np.float32), rows, cols)
         data[:, ~valid_g] = np.nan
         names = [str(b) for b in arr["band"].values]
         for i, band in enumerate(names):
@@ -309,7 +331,7 @@ def display_data(
             elev_i, slope_i = _band(arr, "elevation"), _band(arr, "slope")
             if elev_i is not None and "hillshade" in wanted:
                 dx, dy = pixel_sizes_m(arr)
-                z = _view(arr.isel(band=elev_i), f).astype(np.float64)
+                z = views[group][elev_i].astype(np.float64)
                 fill = np.nanmean(z) if np.isfinite(z).any() else 0.0
                 shade = hillshade(
                     np.where(np.isfinite(z), z, fill),
@@ -328,9 +350,7 @@ def display_data(
     mask_g = None
     if prediction is not None:
         if "glacier_probability" in prediction:
-            prob = gather(
-                _view(prediction["glacier_probability"], f).astype(np.float32), rows, cols
-            )
+            prob = gather(views["glacier_probability"].astype(np.float32), rows, cols)
             values["probability"], labels["probability"] = prob, "glacier probability"
             if "probability" in wanted:
                 legend = [("glacier probability 0-1", _gradient(Viridis256))]
@@ -339,7 +359,7 @@ def display_data(
                     "probability", "Glacier probability", rgba, True, legend
                 )
         if "confidence" in prediction:
-            conf = gather(_view(prediction["confidence"], f).astype(np.float32), rows, cols)
+            conf = gather(views["confidence"].astype(np.float32), rows, cols)
             values["confidence"], labels["confidence"] = conf, "confidence"
             if "confidence" in wanted:
                 legend = [("confidence 0.5-1", _gradient(Cividis256))]
@@ -353,7 +373,7 @@ def display_data(
                     "low_confidence", "Low confidence", rgba, True, legend
                 )
         if "glacier_mask" in prediction:
-            mask_g = gather(_view(prediction["glacier_mask"], f), rows, cols, fill=255)
+            mask_g = gather(views["glacier_mask"], rows, cols, fill=255)
             values["mask"], labels["mask"] = mask_g, "predicted glacier (1) / not (0)"
 
     ref_mask = None
@@ -389,7 +409,8 @@ def display_data(
             f"not {type(reference).__name__}"
         )
     if ref_mask is not None:
-        ref_g = gather(_view(ref_mask, f), rows, cols, fill=255)
+        ref_view = views["reference"] if "reference" in views else _view(ref_mask, f)
+        ref_g = gather(ref_view, rows, cols, fill=255)
         values["reference"], labels["reference"] = ref_g, "reference glacier (1) / not (0)"
         if mask_g is not None:
             ok = valid_g & (mask_g != 255) & (ref_g != 255)

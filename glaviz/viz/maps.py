@@ -9,6 +9,7 @@ map works where there is no internet.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import ipywidgets
 import xarray as xr
 
 from glaviz.viz.detail import DetailRenderer
+from glaviz.viz.html import REPORT_ENV, map_data_script
 from glaviz.viz.inspector import Inspector
 from glaviz.viz.layers import OUTLINE_COLOURS, DisplayData, display_data
 from glaviz.viz.render import EARTH_RADIUS, encode_image
@@ -59,6 +61,14 @@ class ComparisonMap(ipyleaflet.Map):
     links: list[Any]
     initially_hidden: list[str]
     detail: DetailRenderer | None
+
+    def _ipython_display_(self) -> None:
+        """The widget; inside a report's kernel also the inspector data for the HTML."""
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        if os.environ.get(REPORT_ENV):
+            display({"text/html": map_data_script([self])}, raw=True)
 
 
 def _legend_item(label: str, swatch_css: str) -> str:

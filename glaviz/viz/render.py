@@ -330,7 +330,13 @@ def _png(img: np.ndarray) -> Image.Image:
         packed = np.zeros(len(flat), np.uint32)
         for i in range(img.shape[2]):
             packed |= flat[:, i].astype(np.uint32) << (8 * i)
-        colours, index = np.unique(packed, return_inverse=True)
+        colours = np.unique(packed[:: max(1, len(packed) // 100_000)])  # candidates
+        if len(colours) <= 256:
+            index = np.minimum(np.searchsorted(colours, packed), len(colours) - 1)
+            missed = colours[index] != packed
+            if missed.any():  # colours the sample did not see
+                colours = np.union1d(colours, np.unique(packed[missed]))
+                index = np.minimum(np.searchsorted(colours, packed), len(colours) - 1)
         if len(colours) <= 256:
             table = np.stack([(colours >> (8 * i)) & 255 for i in range(4)], 1).astype(np.uint8)
             if img.shape[2] == 3:

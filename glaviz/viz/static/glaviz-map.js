@@ -2,12 +2,20 @@
  * - switches off the layers listed as hidden (they stay in the layers control);
  * - binds tooltips (glacier id, name, area) to outline features;
  * - the pixel inspector: a click looks up the embedded value images.
- * Data: <script id="glaviz-maps" type="application/json">{model_id: {inspector, hidden}}.
+ * Data: <script class="glaviz-maps" type="application/json">{model_id: {inspector, hidden}},
+ * anywhere in the page (read when a map appears; a report has one per map output).
  */
 (function () {
   "use strict";
   var R = 6378137.0;
-  var maps = JSON.parse(document.getElementById("glaviz-maps").textContent);
+  function allMaps() {
+    var out = {};
+    document.querySelectorAll("script.glaviz-maps").forEach(function (s) {
+      var data = JSON.parse(s.textContent);
+      for (var k in data) out[k] = data[k];
+    });
+    return out;
+  }
   window.glavizMaps = [];
 
   function inflate(b64, dtype, shuffle) {
@@ -98,7 +106,7 @@
   function attach(map) {
     var root = map.getContainer().closest(".glaviz-map");
     if (!root) return;
-    var id = null;
+    var id = null, maps = allMaps();
     for (var name in maps) if (root.classList.contains("glaviz-map-" + name)) id = name;
     if (id === null) return;
     var spec = maps[id], hidden = new Set(spec.hidden), done = new Set();
