@@ -72,11 +72,12 @@ browser: setup
 test: setup lint browser
 	$(PY) -m pytest -q
 
+# The demo: train a small GlaViTU on Everest for a few minutes, map the scene, write
+# demo_output/report.html (offline). DEMO_ARGS=--overwrite replaces an earlier one.
 demo: setup
-	$(PY) -m glaviz.demo
+	$(PY) -m glaviz.demo $(DEMO_ARGS)
 
 lab: setup
-	$(PIP) install --quiet "jupyterlab>=4.0"
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import pytest
+
 from glaviz.data.samples import sample_scene, sample_tiles
 from glaviz.demo import main
 
 
-def test_demo_summary(tmp_path, capsys):
-    summary = main(["--output", str(tmp_path / "out")])
-    out = capsys.readouterr().out
-    assert "everest_landsat7" in out and "CC-BY-4.0" in out
-    assert summary["size_px"] == [655, 800]
-    assert summary["crs"] == "EPSG:32645"
-    assert summary["outlines"] == 86
-    assert 0.5 < summary["reference_glacier_fraction"] < 0.58
-    lo, hi = summary["scaled_optical_range"]
-    assert 0.0 <= lo < hi <= 1.0
+def test_demo_trains_maps_and_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "out"
+    result = main(["--output", str(out), "--epochs", "1", "--steps", "3"])
+    printed = capsys.readouterr().out
+    assert "everest_landsat7" in printed and "CC-BY-4.0" in printed
+    html = out / "report.html"
+    assert html.exists() and str(html.resolve()) in printed
+    assert (out / "model" / "best.safetensors").exists()
+    text = html.read_text()
+    assert "Everest (demo)" in text and "widget-state+json" in text
+    for key in ("iou", "precision", "recall"):
+        assert 0.0 <= result[key] <= 1.0
+    assert f"IoU {result['iou']:.3f}" in printed
+    # a second run does not overwrite the report unless asked
+    with pytest.raises(SystemExit, match="--overwrite"):
+        main(["--output", str(out), "--epochs", "1", "--steps", "3"])
 
 
 def test_sample_tiles_follow_the_everest_protocol():
