@@ -50,6 +50,8 @@ _LAZY = {
     "evaluate_benchmark": "glaviz.evaluation",
     "compare_outlines": "glaviz.compare",
     "summarise_against_experts": "glaviz.compare",
+    "open_prediction": "glaviz.inference.sinks",
+    "report": "glaviz.reports",
     "compare_map": "glaviz.viz.maps",
     "save_html": "glaviz.viz.html",
 }
@@ -65,6 +67,7 @@ _SUBMODULES = (
     "evaluation",
     "compare",
     "viz",
+    "reports",
 )
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])

@@ -7,12 +7,14 @@ from glaviz.calibration import binary_confidence
 from glaviz.inference.calibrate import calibrate
 from glaviz.inference.distributed import predict_many
 from glaviz.inference.predict_scene import predict
+from glaviz.inference.sinks import open_prediction
 from glaviz.inference.windows import gaussian_weights, window_starts
 
 __all__ = [
     "binary_confidence",
     "calibrate",
     "gaussian_weights",
+    "open_prediction",
     "predict",
     "predict_many",
     "window_starts",

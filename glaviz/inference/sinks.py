@@ -25,7 +25,7 @@ import xarray as xr
 
 from glaviz._io import atomic_write
 
-__all__ = ["GeoTiffSink", "MemorySink", "ZarrSink", "make_sink"]
+__all__ = ["GeoTiffSink", "MemorySink", "ZarrSink", "make_sink", "open_prediction"]
 
 #: GDAL's block cache for the file sinks, in MB. GDAL's default (5 % of RAM) would let memory
 #: grow with the size of the output instead of staying bounded by the block.
@@ -261,3 +261,73 @@ def make_sink(
         return ZarrSink(output, template, fingerprint, overwrite=overwrite, resume=resume,
                         block_size=block_size)  # fmt: skip
     return GeoTiffSink(output, template, fingerprint, overwrite=overwrite, resume=resume)
+
+
+def open_prediction(path: str | os.PathLike) -> xr.Dataset:
+    """Reopen a prediction that :func:`glaviz.predict` wrote with ``output=path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``output`` given to :func:`glaviz.predict`: a ``*.zarr`` store, or a GeoTIFF stem
+        (``out/everest.tif`` or ``out/everest``) or one of its files
+        (``out/everest_glacier_mask.tif``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``glacier_mask`` (uint8, 255 on nodata) and, when written, ``glacier_probability`` and
+        ``confidence`` (lazy, dask), plus ``valid`` (mask != 255), with the CRS and transform
+        of the files: what :func:`glaviz.predict` returned.
+
+    Raises
+    ------
+    FileNotFoundError
+        No prediction at ``path`` (the message names the files looked for).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from glaviz.data import synthetic_scene
+    >>> from glaviz.inference import predict
+    >>> from glaviz.models import GlaViTU
+    >>> scene = synthetic_scene(height=40, width=48, seed=0, groups=["optical", "dem"])
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "p.tif"
+    >>> pred = predict(GlaViTU.small(tile_size=32), scene, output=out, progress=False)
+    >>> again = open_prediction(out.parent / "p_glacier_mask.tif")
+    >>> bool((again["glacier_mask"] == pred["glacier_mask"]).all()), again.rio.crs == scene.rio.crs
+    (True, True)
+    """
+    path = Path(path)
+    if str(path).rstrip("/").lower().endswith(".zarr"):
+        if not path.is_dir():
+            raise FileNotFoundError(f"prediction store {str(path)!r} does not exist")
+        store = xr.open_zarr(path, decode_coords="all", consolidated=False)
+        if "glacier_mask" not in store:
+            raise FileNotFoundError(
+                f"{str(path)!r} holds no 'glacier_mask' (variables: {list(store.data_vars)}); "
+                "is it a store written by glaviz.predict?"
+            )
+        arrays = {k: store[k].data for k in VARIABLES if k in store}
+        template = store[["glacier_mask"]].drop_vars("glacier_mask")
+    else:
+        stem = path.with_suffix("") if path.suffix.lower() in (".tif", ".tiff") else path
+        for name in VARIABLES:  # one of the files: strip its variable suffix
+            if stem.name.endswith(f"_{name}"):
+                stem = stem.with_name(stem.name[: -len(name) - 1])
+        files = {k: stem.parent / f"{stem.name}_{k}.tif" for k in VARIABLES}
+        if not files["glacier_mask"].is_file():
+            raise FileNotFoundError(
+                f"no prediction at {str(path)!r}: {str(files['glacier_mask'])!r} does not exist; "
+                "give the output path given to glaviz.predict (a GeoTIFF stem or a .zarr store)"
+            )
+        opened = {
+            k: rioxarray.open_rasterio(f, chunks={"y": 2048, "x": 2048}, masked=False).squeeze(
+                "band", drop=True
+            )
+            for k, f in files.items()
+            if f.is_file()
+        }
+        arrays = {k: a.data for k, a in opened.items()}
+        template = opened["glacier_mask"].to_dataset(name="m").drop_vars("m")
+    return _Base(template, {})._dataset(arrays)

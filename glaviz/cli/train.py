@@ -1,8 +1,8 @@
-"""The ``glaviz`` command.
+"""``glaviz train``: fit a model on a sample, benchmark HDF5 files or synthetic scenes.
 
-Sub-commands so far: ``fetch`` (sample data) and ``train``. Multi-GPU (or multi-process CPU)
-training runs under ``torchrun``, which starts one process per device; each process joins the
-process group and trains its share of every batch (DistributedDataParallel)::
+Multi-GPU (or multi-process CPU) training runs under ``torchrun``, which starts one process per
+device; each process joins the process group and trains its share of every batch
+(DistributedDataParallel)::
 
     torchrun --nproc_per_node 4 -m glaviz.cli train --hdf5 'data/*_train_*.hdf5' \\
         --val-hdf5 'data/*_val_*.hdf5' --model glavitu --checkpoint-dir runs/global
@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from glaviz._io import atomic_write
+from glaviz.cli._common import UsageError, add_command
 
-__all__ = ["main"]
+__all__ = ["add_parser", "run"]
 
 
 def _tiles(args: argparse.Namespace) -> tuple[list, list]:
@@ -51,7 +50,9 @@ def _tiles(args: argparse.Namespace) -> tuple[list, list]:
             return SceneTile(scale(ds), ds["reference_mask"], name=name, region=region)
 
         return [tile(args.seed, "ALP"), tile(args.seed + 1, "HMA")], [tile(args.seed + 2, "ALP")]
-    raise SystemExit("glaviz train: give training data with --sample, --hdf5 or --synthetic")
+    raise UsageError(
+        "no training data: give --sample NAME, --hdf5 'data/*_train_*.hdf5' or --synthetic SIZE"
+    )
 
 
 def _channels(tile: Any) -> dict[str, int]:
@@ -59,7 +60,8 @@ def _channels(tile: Any) -> dict[str, int]:
     return {g: int(a.shape[0]) for g, a in patch.inputs.items()}
 
 
-def _train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Train (one process, or one rank of a torchrun job) and write the run summary."""
     import torch
     import torch.distributed as dist
 
@@ -142,22 +144,19 @@ def _shutdown_process_group(dist: Any) -> None:
     dist.destroy_process_group()
 
 
-def _fetch(args: argparse.Namespace) -> int:
-    from glaviz.data import fetch
-
-    paths = fetch(args.name)
-    for name, path in sorted(paths.items()):
-        print(f"{name}\t{path}")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glaviz", description="GlaViTU glacier mapping.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("fetch", help="fetch a sample dataset (mirror or download)")
-    f.add_argument("name")
-    f.set_defaults(func=_fetch)
-    t = sub.add_parser("train", help="train a model (use torchrun for several processes)")
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``train``."""
+    t = add_command(
+        sub, "train", help="train a model (use torchrun for several processes)",
+        description="Train a model with the paper's recipe; best.safetensors, last.safetensors, "
+        "history.csv and run.json go to --checkpoint-dir (a killed run resumes from last). "
+        "Several processes: torchrun --nproc_per_node N -m glaviz.cli train ...",
+        example="glaviz train --sample everest_landsat7 --model glavitu-small "
+        "--checkpoint-dir runs/everest\n"
+        "torchrun --nproc_per_node 4 -m glaviz.cli train --hdf5 'data/*_train_*.hdf5' \\\n"
+        "    --val-hdf5 'data/*_val_*.hdf5' --checkpoint-dir runs/global",
+        handler=run,
+    )  # fmt: skip
     data = t.add_mutually_exclusive_group()
     data.add_argument("--sample", help="catalog sample with splits, e.g. everest_landsat7")
     data.add_argument("--hdf5", help="benchmark HDF5 training file(s), a path or glob")
@@ -183,17 +182,5 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="torch CPU threads per process")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint-dir", required=True)
-    t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=_train)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``glaviz`` command with ``argv`` (default ``sys.argv[1:]``)."""
-    args = _parser().parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    return t
