@@ -1,0 +1,172 @@
+"""4-fold spatial cross-validation on the Everest sample: a small GlaViTU against two baselines.
+
+For each quadrant (NW, NE, SW, SE; split at the middle row and column) a small GlaViTU is
+trained on the other three quadrants (``glaviz.data.folds.quadrant_folds``: a validation strip
+along the far edge selects the checkpoint, with a gap of half a patch between training,
+validation and test), then ``glaviz.predict`` maps the held-out quadrant (blended windows, the
+quadrant padded as predict does). Only valid pixels count. The same test pixels are scored for
+two baselines: "all glacier", and the best single band or normalised band difference threshold
+chosen on the training tiles only (``glaviz.baselines.fit_threshold``).
+
+Scores per fold and pooled over the four folds (TP/FP/FN summed, not a mean of IoUs): IoU,
+precision, recall, F1, area deviation. Fixed seeds. Prints a table and one JSON line.
+
+    python benchmarks/everest_cv.py                       # 4 folds, 10 minutes of training each
+    python benchmarks/everest_cv.py --folds NE --minutes 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glaviz.baselines import fit_threshold
+from glaviz.data import scale
+from glaviz.data.folds import FOLDS, quadrant_folds
+from glaviz.data.samples import sample_scene
+from glaviz.inference import predict
+from glaviz.metrics import confusion
+from glaviz.models.checkpoint import load_checkpoint
+from glaviz.train.presets import fit_small, small_glavitu
+
+
+def cpu_info() -> str:
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0]
+    except (OSError, IndexError):
+        pass
+    isa = "AMX" if "amx_tile" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
+    return f"{isa}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
+
+
+def scores(c) -> dict[str, float]:
+    f1 = 2 * c.tp / max(2 * c.tp + c.fp + c.fn, 1)
+    return {
+        "iou": c.iou,
+        "precision": c.precision,
+        "recall": c.recall,
+        "f1": f1,
+        "area_deviation": c.area_deviation,
+    }
+
+
+def batches_per_second(channels: dict[str, int], tiles: list, args) -> float:
+    """Training speed measured on a throwaway model (so the budget becomes a batch count)."""
+    probe = small_glavitu(channels, width=args.width)
+    fit_small(probe, tiles, None, epochs=1, steps_per_epoch=3, progress=False, live_plot=False)
+    started = time.perf_counter()
+    fit_small(probe, tiles, None, epochs=1, steps_per_epoch=8, progress=False, live_plot=False)
+    return 8 / (time.perf_counter() - started)
+
+
+def run_fold(fold: dict, channels: dict[str, int], args, workdir: Path) -> dict:
+    """Train, map the test quadrant, score it and the baselines on the same pixels."""
+    torch.manual_seed(args.seed)
+    rate = batches_per_second(channels, fold["train"], args)
+    steps = args.steps_per_epoch
+    total = max(steps, int(rate * args.minutes * 60 * 0.9))  # 10 % for validation
+    epochs = max(1, total // steps)
+    torch.manual_seed(args.seed)
+    model = small_glavitu(channels, width=args.width)
+    started = time.perf_counter()
+    history = fit_small(
+        model, fold["train"], fold["val"], epochs=epochs, steps_per_epoch=steps,
+        checkpoint_dir=workdir, seed=args.seed, progress=not args.quiet, live_plot=False,
+        schedule=args.schedule, lr=args.lr, resume=False,
+    )  # fmt: skip
+    minutes = (time.perf_counter() - started) / 60
+    best = load_checkpoint(workdir / "best.safetensors")
+    test = fold["test"]
+    valid = np.asarray(test.scene["valid"].values, bool)
+    ref = np.asarray(test.mask)
+    pred = predict(best, test.scene, tta=args.tta, progress=False)
+    model_c = confusion(pred["glacier_mask"].values == 1, ref, valid)
+    all_c = confusion(np.ones_like(valid), ref, valid)
+    rule = fit_threshold(
+        [t.scene for t in fold["train"]], [np.asarray(t.mask) for t in fold["train"]]
+    )
+    rule_c = confusion(rule.apply(test.scene), ref, valid)
+    return {
+        "confusions": {"model": model_c, "all_glacier": all_c, "threshold": rule_c},
+        "threshold_rule": f"{rule.feature} {'>' if rule.greater else '<'} {rule.value:.4f}",
+        "train_minutes": round(minutes, 2),
+        "epochs": epochs,
+        "batches": epochs * steps,
+        "best_val_iou": round(float(history["val_iou"].max()), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--folds", nargs="+", default=list(FOLDS), choices=FOLDS)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per fold")
+    parser.add_argument("--steps-per-epoch", type=int, default=40)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--schedule", default="cosine", choices=["cosine", "warm_restarts"])
+    parser.add_argument("--gap", type=int, default=64)
+    parser.add_argument("--val-width", type=int, default=96)
+    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/glaviz-everest-cv"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"# CPU: {cpu_info()}; budget {args.minutes} min per fold")
+    scene, mask, _ = sample_scene("everest_landsat7")
+    scaled = scale(scene)
+    folds = quadrant_folds(scaled, mask, gap=args.gap, val_width=args.val_width, region="HMA",
+                           folds=args.folds)  # fmt: skip
+    channels = {"optical": int(scaled["optical_band"].size)}
+    results = {}
+    for name, fold in folds.items():
+        results[name] = run_fold(fold, channels, args, args.workdir / name)
+        c = results[name]["confusions"]
+        print(f"{name}: model IoU {c['model'].iou:.3f}, all glacier {c['all_glacier'].iou:.3f}, "
+              f"threshold {c['threshold'].iou:.3f} ({results[name]['threshold_rule']}); "
+              f"{results[name]['train_minutes']} min, "
+              f"{results[name]['batches']} batches")  # fmt: skip
+    rows = []
+    for kind in ("model", "all_glacier", "threshold"):
+        for name, r in results.items():
+            rows.append({"fold": name, "method": kind, **scores(r["confusions"][kind])})
+        parts = [r["confusions"][kind] for r in results.values()]
+        pooled = parts[0]
+        for part in parts[1:]:
+            pooled = pooled + part
+        rows.append({"fold": "pooled", "method": kind, **scores(pooled)})
+    print(f"\n{'fold':7} {'method':12} {'IoU':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'area':>7}")
+    for r in rows:
+        print(f"{r['fold']:7} {r['method']:12} {r['iou']:6.3f} {r['precision']:6.3f} "
+              f"{r['recall']:6.3f} {r['f1']:6.3f} {100 * r['area_deviation']:+6.1f}%")  # fmt: skip
+    beats = all(
+        r["confusions"]["model"].iou > max(r["confusions"]["all_glacier"].iou,
+                                           r["confusions"]["threshold"].iou)
+        for r in results.values()
+    )  # fmt: skip
+    summary = {
+        "cpu": cpu_info(),
+        "minutes_per_fold": args.minutes,
+        "pooled": {r["method"]: round(r["iou"], 4) for r in rows if r["fold"] == "pooled"},
+        "per_fold": {
+            name: {k: round(c.iou, 4) for k, c in r["confusions"].items()}
+            | {"train_minutes": r["train_minutes"], "rule": r["threshold_rule"]}
+            for name, r in results.items()
+        },
+        "model_beats_both_baselines_on_every_fold": beats,
+        "config": {k: str(v) for k, v in vars(args).items()},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
