@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
-from conftest import SHARED, write_raster
+from rasters import SHARED, write_raster
 
 import glaviz
 from glaviz.cli import main
