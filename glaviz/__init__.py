@@ -24,6 +24,7 @@ _LAZY = {
     "load_catalog": "glaviz.catalog",
     "fetch": "glaviz.data.fetch",
     "open_scene": "glaviz.data.scene",
+    "open_stac": "glaviz.data.stac",
     "group_array": "glaviz.data.scene",
     "scale": "glaviz.data.scaling",
     "slope": "glaviz.data.terrain",
@@ -57,6 +58,7 @@ _LAZY = {
 }
 _SUBMODULES = (
     "catalog",
+    "errors",
     "data",
     "models",
     "train",

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from glaviz.errors import CatalogError
+
 __all__ = [
     "GROUPS",
     "Band",
@@ -57,10 +59,6 @@ CONVERSION_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 DERIVED_KINDS = ("slope_degrees",)
-
-
-class CatalogError(ValueError):
-    """A catalog file is malformed; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +100,7 @@ class SensorGroup:
     conversion: Mapping[str, Any]
     nodata: float | None = None
     derived: tuple[tuple[str, str], ...] = ()  # (canonical band, derivation kind)
+    resolution: tuple[tuple[str, float], ...] = ()  # (sensor band, native pixel size in m)
 
     @property
     def sensor_bands(self) -> tuple[str, ...]:
@@ -265,6 +264,23 @@ def _parse_groups(path: Path) -> dict[str, GroupSpec]:
     return {g: groups[g] for g in GROUPS}
 
 
+def _resolution(
+    value: Any, band_map: tuple[tuple[str, str], ...], where: str
+) -> tuple[tuple[str, float], ...]:
+    """``resolution:`` of a sensor group: one number for all bands or ``{sensor band: m}``."""
+    if value is None:
+        return ()
+    bands = [s for s, _ in band_map]
+    if not isinstance(value, Mapping):
+        return tuple((b, _number(value, where)) for b in bands)
+    unknown = [k for k in value if k not in bands]
+    missing = [b for b in bands if b not in value]
+    if unknown or missing:
+        raise CatalogError(f"{where}: give every band of {bands} (missing {missing}, "
+                           f"unknown {unknown})")  # fmt: skip
+    return tuple((b, _number(value[b], f"{where}.{b}")) for b in bands)
+
+
 def _parse_sensors(path: Path, groups: Mapping[str, GroupSpec]):
     data = _keys(_read(path), str(path), required=("sensors", "default_sensors"))
     sensors: dict[str, SensorSpec] = {}
@@ -276,7 +292,10 @@ def _parse_sensors(path: Path, groups: Mapping[str, GroupSpec]):
             gw = f"{where}.groups.{gname}"
             if gname not in groups:
                 raise CatalogError(f"{gw}: unknown input group; known groups: {list(GROUPS)}")
-            _keys(g, gw, required=("bands", "conversion"), optional=("nodata", "derived"))
+            _keys(
+                g, gw, required=("bands", "conversion"),
+                optional=("nodata", "derived", "resolution"),
+            )  # fmt: skip
             band_map = tuple((str(k), str(v)) for k, v in g["bands"].items())
             derived = tuple((str(k), str(v)) for k, v in (g.get("derived") or {}).items())
             for canon in [c for _, c in band_map] + [c for c, _ in derived]:
@@ -303,6 +322,7 @@ def _parse_sensors(path: Path, groups: Mapping[str, GroupSpec]):
                 dict(conv),
                 None if nodata is None else _number(nodata, gw + ".nodata"),
                 derived,
+                _resolution(g.get("resolution"), band_map, gw + ".resolution"),
             )
         sensors[name] = SensorSpec(name, str(entry["description"]).strip(), sgroups)
     defaults = dict(data["default_sensors"])

@@ -17,6 +17,7 @@ import xarray as xr
 from pyproj import CRS
 from shapely import STRtree
 
+from glaviz.errors import MissingCRSError
 from glaviz.vector import _polygonal, boundary_distances, nearest_zones, to_outlines
 
 __all__ = ["compare_outlines", "summarise_against_experts"]
@@ -131,7 +132,7 @@ def compare_outlines(
         if not isinstance(gdf, (gpd.GeoDataFrame, gpd.GeoSeries)):
             raise TypeError(f"{what} outlines must be a GeoDataFrame, got {type(gdf).__name__}")
         if gdf.crs is None:
-            raise ValueError(f"the {what} outlines have no CRS; set it with .set_crs(...)")
+            raise MissingCRSError.of(f"the {what} outlines", kind="outlines")
     if isinstance(reference, gpd.GeoSeries):
         reference = gpd.GeoDataFrame(geometry=reference)
     work = _metric_crs(reference, crs)

@@ -38,6 +38,7 @@ import xarray as xr
 
 from glaviz.calibration import _bin_sums, _table_from_sums, binary_confidence, ece_from_table
 from glaviz.data.outlines import rasterize_outlines
+from glaviz.errors import GridMismatchError, MissingCRSError, warn
 from glaviz.metrics import Confusion, confusion
 
 __all__ = [
@@ -64,21 +65,45 @@ def _values(x: Any) -> np.ndarray:
 def _check_grid(a: Any, b: Any, what: str) -> None:
     sa, sb = np.shape(a), np.shape(b)
     if sa != sb:
-        raise ValueError(f"{what} has shape {sb}, the prediction {sa}: put both on one grid")
+        raise GridMismatchError(f"{what} has shape {sb}, the prediction {sa}: put both on one grid")
     if isinstance(a, xr.DataArray) and isinstance(b, xr.DataArray):
         for d in ("y", "x"):
             if d in a.coords and d in b.coords and a.sizes.get(d, 0) > 1:
                 ca, cb = a[d].values.astype(float), b[d].values.astype(float)
                 tol = 1e-3 * abs(ca[1] - ca[0])
                 if ca.shape != cb.shape or not np.allclose(ca, cb, rtol=0, atol=tol):
-                    raise ValueError(
+                    raise GridMismatchError(
                         f"{what} is on another grid than the prediction ({d} coordinates "
                         "differ); reproject it or pass outlines to rasterise"
                     )
 
 
+def _check_overlap(outlines: Any, grid: xr.DataArray, burnt: xr.DataArray, strict: bool) -> None:
+    """Warn (or raise with ``strict``) when reference outlines burn no pixel of the grid."""
+    geoms = outlines.geometry if isinstance(outlines, gpd.GeoDataFrame) else outlines
+    geoms = geoms[~(geoms.isna() | geoms.is_empty)]
+    if not len(geoms) or bool(np.any(_values(burnt) == 1)):
+        return
+    x0, y0, x1, y1 = (float(v) for v in geoms.to_crs(grid.rio.crs).total_bounds)
+    g0, g1, g2, g3 = (float(v) for v in grid.rio.bounds())
+    disjoint = x0 >= g2 or x1 <= g0 or y0 >= g3 or y1 <= g1
+    where = (
+        f"do not overlap the prediction's grid (outlines {x0:.0f}, {y0:.0f} to {x1:.0f}, "
+        f"{y1:.0f}; grid {g0:.0f}, {g1:.0f} to {g2:.0f}, {g3:.0f} in {grid.rio.crs})"
+        if disjoint
+        else "cover no pixel centre of the prediction's grid"
+    )
+    message = (
+        f"the {len(geoms)} reference outline(s) {where}: IoU would be 0 and recall undefined. "
+        "Are they outlines of another region, or in another CRS than they declare?"
+    )
+    if strict:
+        raise GridMismatchError(message)
+    warn(message + " (evaluate(..., strict=True) raises instead)")
+
+
 def _pixels(
-    prediction: Any, reference: Any, valid: Any = None
+    prediction: Any, reference: Any, valid: Any = None, strict: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Predicted and reference masks, the counted pixels, confidence and metadata attrs."""
     attrs: dict[str, Any] = {}
@@ -107,11 +132,13 @@ def _pixels(
     keep = labelled if keep is None else keep & labelled
     if isinstance(reference, (gpd.GeoDataFrame, gpd.GeoSeries)):
         if not isinstance(grid, xr.DataArray) or grid.rio.crs is None:
-            raise ValueError(
-                "reference outlines need a georeferenced prediction (a DataArray/Dataset with a "
-                "CRS) to be rasterised onto; pass a reference mask instead"
+            raise MissingCRSError.of(
+                "the prediction",
+                why="reference outlines are rasterised onto its grid: pass a georeferenced "
+                "DataArray or Dataset, or a reference mask instead",
             )
         ref_da = rasterize_outlines(reference, like=grid)
+        _check_overlap(reference, grid, ref_da, strict)
     elif isinstance(reference, xr.Dataset):
         if "reference_mask" not in reference:
             raise KeyError(
@@ -172,12 +199,15 @@ class Evaluator:
         tile: str | None = None,
         region: str | None = None,
         subregion: str | None = None,
+        strict: bool = False,
     ) -> Confusion:
         """Count one tile or scene; metadata not given is read from the inputs' ``attrs``.
 
-        Returns the tile's :class:`~glaviz.metrics.Confusion`.
+        Returns the tile's :class:`~glaviz.metrics.Confusion`. Reference outlines that burn
+        no pixel of the grid give an :class:`~glaviz.errors.InputWarning` (with ``strict``:
+        a :class:`~glaviz.errors.GridMismatchError`).
         """
-        pred, ref, keep, conf, attrs = _pixels(prediction, reference, valid)
+        pred, ref, keep, conf, attrs = _pixels(prediction, reference, valid, strict)
         meta = {"tile": tile, "region": region, "subregion": subregion}
         for k in _META:
             meta[k] = meta[k] or attrs.get(k) or None
@@ -294,6 +324,7 @@ def evaluate(
     levels: Sequence[str] = LEVELS,
     bins: int | None = 100,
     ddof: int = 0,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Pooled pixel scores of one scene or many tiles, per tile, subregion, region and overall.
 
@@ -319,6 +350,10 @@ def evaluate(
         ``None`` drops the column.
     ddof : int, default 0
         Delta degrees of freedom of the ``std`` row (0: population std of the region scores).
+    strict : bool, default False
+        Reference outlines that burn no pixel of the prediction's grid (another region, a
+        wrong CRS) give an :class:`~glaviz.errors.InputWarning`; with ``strict=True`` a
+        :class:`~glaviz.errors.GridMismatchError` (a ``ValueError``).
 
     Returns
     -------
@@ -350,7 +385,7 @@ def evaluate(
         unknown = set(m) - {"valid", *_META}
         if unknown:
             raise TypeError(f"evaluate: unknown metadata key(s) {sorted(unknown)}")
-        ev.add(pred, ref, **m)
+        ev.add(pred, ref, strict=strict, **m)
     if not len(ev):
         raise ValueError("evaluate: no prediction given (empty list or dict)")
     return ev.table(levels=levels, ddof=ddof)

@@ -38,6 +38,8 @@ from pyproj import CRS
 from shapely import STRtree
 from shapely.geometry import shape
 
+from glaviz.errors import MissingCRSError
+
 __all__ = [
     "area_km2",
     "boundary_distances",
@@ -87,10 +89,7 @@ def area_km2(geometries: gpd.GeoSeries | gpd.GeoDataFrame, *, crs: Any = None) -
     """
     geoms = geometries.geometry if isinstance(geometries, gpd.GeoDataFrame) else geometries
     if geoms.crs is None and crs is None:
-        raise ValueError(
-            "cannot measure areas without a CRS; set the one the geometries are in, e.g. "
-            "gdf.set_crs('EPSG:4326')"
-        )
+        raise MissingCRSError.of("the geometries", kind="outlines", why="needed to measure areas")
     if len(geoms) == 0:
         return np.zeros(0)
     target = CRS.from_user_input(crs) if crs is not None else CRS.from_user_input(geoms.crs)
@@ -142,7 +141,7 @@ def _grid(da: xr.DataArray, what: str) -> tuple[xr.DataArray, Any, Any]:
     da = da.squeeze(extra, drop=True).transpose("y", "x") if extra else da.transpose("y", "x")
     crs = da.rio.crs
     if crs is None:
-        raise ValueError(f"{what} has no CRS; set it with .rio.write_crs('EPSG:...')")
+        raise MissingCRSError.of(what)
     return da, crs, da.rio.transform()
 
 
@@ -390,9 +389,8 @@ def export_outlines(
             f"{sorted(DRIVERS)} (GeoPackage, GeoJSON, Shapefile)"
         )
     if outlines.crs is None:
-        raise ValueError(
-            f"refusing to write {str(path)!r}: the outlines have no CRS; set it with "
-            "gdf.set_crs(...)"
+        raise MissingCRSError.of(
+            "the outlines", kind="outlines", why=f"refusing to write {str(path)!r}"
         )
     if not path.parent.is_dir():
         raise FileNotFoundError(f"the folder {str(path.parent)!r} does not exist")

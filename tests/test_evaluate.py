@@ -311,3 +311,26 @@ def test_evaluate_benchmark_with_the_real_predict(benchmark_dir):
     assert overall.tp + overall.fp + overall.fn + overall.tn <= n_valid
     assert overall.n_tiles == len(t[t.level == "tile"]) >= 1
     assert 0.0 <= overall.iou <= 1.0
+
+
+def test_outlines_that_miss_the_scene_are_warned_about_or_refused():
+    from glaviz.errors import GridMismatchError, InputWarning
+
+    pred = _da(np.ones((10, 10), np.uint8))  # 600000..600100, 5199900..5200000
+    far = gpd.GeoSeries([shapely.box(700000, 5100000, 700500, 5100500)], crs=UTM)
+    with pytest.warns(InputWarning, match=r"1 reference outline\(s\) do not overlap the "
+                      r"prediction's grid .*EPSG:32632.*another region"):  # fmt: skip
+        table = evaluate(pred, far)
+    assert _row(table, "overall").iou == 0
+    with pytest.raises(GridMismatchError, match="do not overlap"):
+        evaluate(pred, far, strict=True)
+    with pytest.raises(ValueError, match="do not overlap"):  # still a ValueError
+        evaluate([(pred, far)], strict=True)
+    tiny = gpd.GeoSeries([shapely.box(600001, 5199991, 600004, 5199994)], crs=UTM)
+    with pytest.warns(InputWarning, match="cover no pixel centre"):
+        evaluate(pred, tiny)
+    import warnings
+
+    with warnings.catch_warnings():  # outlines on the grid: not a word
+        warnings.simplefilter("error", InputWarning)
+        evaluate(pred, gpd.GeoSeries([shapely.box(600000, 5199950, 600050, 5200000)], crs=UTM))

@@ -34,6 +34,7 @@ from glaviz.cli import (
     report,
     train,
 )
+from glaviz.errors import GlavizError
 
 __all__ = ["main"]
 
@@ -42,7 +43,7 @@ COMMANDS = (fetch, train, predict, evaluate, compare, maps, report, calibrate, i
 
 #: Errors that mean bad usage or input (exit status 2); the library's messages name the file
 #: and the fix.
-USAGE_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)
+USAGE_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError, GlavizError)
 
 
 def _parser() -> argparse.ArgumentParser:

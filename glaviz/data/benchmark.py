@@ -78,6 +78,7 @@ from glaviz.data.benchmark_write import (
 )
 from glaviz.data.scene import band_dim
 from glaviz.data.tiles import IGNORE, Patch
+from glaviz.errors import BenchmarkError
 
 __all__ = ["ATTRIBUTES", "PADDING", "SPLITS", "BenchmarkError", "BenchmarkSet", "BenchmarkTile"]
 __all__ += ["open_benchmark", "pad_before", "write_tile"]
@@ -86,10 +87,6 @@ __all__ += ["open_benchmark", "pad_before", "write_tile"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 _SPLIT_RE = re.compile(r"(?:^|[_.-])(train|val|test)(?=[_.-]|$)")
-
-
-class BenchmarkError(ValueError):
-    """A benchmark file or request does not fit the layout; the message names the file."""
 
 
 @lru_cache(maxsize=64)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pooch
 
 from glaviz.catalog import SampleDataset, load_catalog
+from glaviz.errors import ChecksumError, DataUnavailableError
 
 __all__ = ["ChecksumError", "DataUnavailableError", "fetch", "sample_info"]
 
@@ -27,14 +28,6 @@ CACHE_VAR = "GLAVIZ_CACHE"
 OFFLINE_VAR = "GLAVIZ_OFFLINE"
 
 _HASHES: dict[tuple[str, int, int], str] = {}
-
-
-class DataUnavailableError(FileNotFoundError):
-    """A sample file is neither in the mirror nor in the cache and cannot be downloaded."""
-
-
-class ChecksumError(ValueError):
-    """A sample file's sha256 does not match the catalog."""
 
 
 def _sha256(path: Path) -> str:
@@ -136,7 +129,9 @@ def fetch(name: str, file: str | None = None) -> Path | dict[str, Path]:
     Returns
     -------
     pathlib.Path or dict of str to pathlib.Path
-        The path of ``file``, or every file of the dataset keyed by file name.
+        The path of ``file``, or every file of the dataset keyed by file name (files with no
+        public download location, such as test references, only when the mirror or the
+        cache has them).
 
     Raises
     ------
@@ -156,7 +151,15 @@ def fetch(name: str, file: str | None = None) -> Path | dict[str, Path]:
     if file is not None and file not in ds.files:
         raise KeyError(f"sample {name!r} has no file {file!r}; files: {sorted(ds.files)}")
     wanted = list(ds.files) if file is None else _siblings(ds, file)
-    paths = {f: _from_mirror(ds, f) or _download(ds, f) for f in wanted}
+    paths = {}
+    for f in wanted:
+        local = _from_mirror(ds, f)
+        if local is None and file is None and ds.files[f].remote is None:
+            cached = _cache_dir() / ds.name / f
+            if not (cached.is_file() and _sha256(cached) == ds.files[f].sha256):
+                continue  # mirror-only extras (test references) come only with the mirror
+            local = cached
+        paths[f] = local or _download(ds, f)
     return paths if file is None else paths[file]
 
 

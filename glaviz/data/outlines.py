@@ -9,14 +9,68 @@ import geopandas as gpd
 import numpy as np
 import rasterio.features
 import rioxarray  # noqa: F401  (registers the .rio accessor)
+import shapely
 import xarray as xr
 from shapely import make_valid
 
-__all__ = ["read_outlines", "rasterize_outlines"]
+from glaviz.errors import InputTypeError, MissingCRSError, warn
 
-#: Columns of the inventories that hold a glacier's id and name, in order of preference.
+__all__ = ["polygons_only", "read_outlines", "rasterize_outlines"]
+
+#: Columns of the inventories that hold a glacier's id and name, in order of preference
+#: (matched in any capitalisation: ``RGIID`` is ``RGIId``).
 ID_COLUMNS = ("RGIId", "rgi_id", "glac_id", "GLIMSId", "glims_id", "anlys_id")
 NAME_COLUMNS = ("Name", "glac_name", "name")
+
+_POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
+
+
+def _column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    by_lower: dict[str, str] = {}
+    for c in columns:
+        by_lower.setdefault(str(c).lower(), c)
+    return next((by_lower[c.lower()] for c in candidates if c.lower() in by_lower), None)
+
+
+def polygons_only(geoms: gpd.GeoSeries, where: str) -> gpd.GeoSeries:
+    """The polygonal part of each geometry; lines, points and empties dropped with a warning.
+
+    A geometry collection keeps its polygons. Lines or points would otherwise be burnt into a
+    reference mask as glacier.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> s = gpd.GeoSeries([shapely.box(0, 0, 1, 1), shapely.LineString([(0, 0), (1, 1)])])
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     kept = polygons_only(s, "outlines")
+    >>> len(kept), "1 LineString" in str(seen[0].message)
+    (1, True)
+    """
+    geoms = geoms[~(geoms.isna() | geoms.is_empty)]
+    values = geoms.values
+    types = shapely.get_type_id(values)
+    fixed = []
+    for geom, kind in zip(values, types):
+        if kind in _POLYGONAL:
+            fixed.append(geom)
+        else:
+            parts = shapely.get_parts(geom)
+            parts = parts[np.isin(shapely.get_type_id(parts), _POLYGONAL)]
+            fixed.append(shapely.union_all(parts) if len(parts) else None)
+    keep = np.array([g is not None for g in fixed], bool)
+    if not keep.all():
+        dropped = gpd.GeoSeries(values[~keep]).geom_type.value_counts()
+        kinds = ", ".join(f"{n} {t}" for t, n in dropped.items())
+        warn(
+            f"{where}: dropped {int((~keep).sum())} of {len(keep)} geometries that are not "
+            f"polygons ({kinds}): only polygons outline glaciers (lines and points would be "
+            "burnt as glacier). Check the file's layer, or filter the geometries yourself"
+        )
+    out = gpd.GeoSeries(np.array(fixed, dtype=object)[keep], index=geoms.index[keep],
+                        crs=geoms.crs)  # fmt: skip
+    return out
 
 
 def read_outlines(path: str | os.PathLike, *, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -37,13 +91,15 @@ def read_outlines(path: str | os.PathLike, *, layer: str | None = None) -> gpd.G
         raise FileNotFoundError(f"outline file {str(path)!r} does not exist")
     gdf = gpd.read_file(path, layer=layer)
     if gdf.crs is None:
-        raise ValueError(
-            f"outlines {str(path)!r} have no CRS; add a .prj file or set one with "
-            "gdf.set_crs('EPSG:4326')"
-        )
-    id_col = next((c for c in ID_COLUMNS if c in gdf.columns), None)
+        raise MissingCRSError.of(f"outlines {str(path)!r}", kind="outline_file")
+    types = shapely.get_type_id(gdf.geometry.values)
+    if not np.isin(types[types >= 0], _POLYGONAL).all():  # lines, points, collections
+        geoms = polygons_only(gdf.geometry, f"outlines {str(path)!r}")
+        gdf = gdf.loc[geoms.index].copy()
+        gdf[gdf.geometry.name] = geoms
+    id_col = _column(list(gdf.columns), ID_COLUMNS)
     gdf["glacier_id"] = gdf[id_col].astype(str) if id_col else [f"G{i}" for i in range(len(gdf))]
-    name_col = next((c for c in NAME_COLUMNS if c in gdf.columns), None)
+    name_col = _column(list(gdf.columns), NAME_COLUMNS)
     gdf["name"] = gdf[name_col] if name_col else None
     return gdf
 
@@ -82,16 +138,19 @@ def rasterize_outlines(
     >>> int(rasterize_outlines(box, like=ds).sum())
     100
     """
+    if not isinstance(like, (xr.Dataset, xr.DataArray)):
+        raise InputTypeError(
+            f"like= must be an xarray Dataset or DataArray with x/y coordinates and a CRS (a "
+            f"scene, a prediction), got {type(like).__name__}; for a bare array, build a "
+            "DataArray with coords and .rio.write_crs(...), or pass the scene it came from"
+        )
     crs = like.rio.crs
     if crs is None:
-        raise ValueError("the target grid (like=...) has no CRS; set it with .rio.write_crs()")
+        raise MissingCRSError.of("the target grid (like=...)")
     if outlines.crs is None:
-        raise ValueError(
-            "the outlines have no CRS; set the one they are in, e.g. "
-            "outlines.set_crs('EPSG:4326'), before rasterising"
-        )
+        raise MissingCRSError.of("the outlines", kind="outlines")
     geoms = outlines.geometry if isinstance(outlines, gpd.GeoDataFrame) else outlines
-    geoms = geoms[~(geoms.is_empty | geoms.isna())].to_crs(crs)
+    geoms = polygons_only(geoms, "rasterize_outlines").to_crs(crs)
     geoms = geoms.apply(lambda g: g if g.is_valid else make_valid(g))
     height, width = like.sizes["y"], like.sizes["x"]
     transform = like.rio.transform()

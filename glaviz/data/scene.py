@@ -27,8 +27,20 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from glaviz.catalog import GROUPS, SensorGroup, load_catalog
+from glaviz.data.checks import (
+    check_file_samples,
+    check_resolutions,
+    mark_range_checked,
+    nodata_for,
+    order_band_files,
+    raster_info,
+    scale_offset,
+    warn_undeclared_nodata,
+)
 from glaviz.data.convert import convert, parse_mtl, processing_baseline_from_paths
+from glaviz.data.identity import is_registered, register
 from glaviz.data.terrain import slope
+from glaviz.errors import SceneCRSError, SceneError, SceneGridError
 
 __all__ = ["SceneError", "band_dim", "group_array", "open_scene"]
 
@@ -36,10 +48,6 @@ PathLike = str | os.PathLike
 Source = PathLike | Sequence[PathLike] | Mapping[str, PathLike] | xr.DataArray
 
 DEFAULT_CHUNKS = {"band": -1, "y": 2048, "x": 2048}
-
-
-class SceneError(ValueError):
-    """A scene cannot be assembled; the message names the file or variable and the fix."""
 
 
 def band_dim(group: str) -> str:
@@ -97,8 +105,15 @@ def _check_file(path: Path, group: str) -> None:
         )
 
 
-def _expand_sources(src: Source, spec: SensorGroup, group: str) -> list[tuple[Path, list[int]]]:
-    """(file, 1-based band indexes) pairs in the sensor's band order."""
+def _expand_sources(
+    src: Source, spec: SensorGroup, group: str, sensor: str
+) -> list[tuple[Path, list[int]]]:
+    """(file, 1-based band indexes) pairs in the sensor's band order.
+
+    A list of single-band files named by band (``..._B02.tif``) is sorted into that order;
+    files named for another band than the one at their place, and unnamed lists for sensors
+    with bands at several resolutions, are refused (see :func:`glaviz.data.checks`).
+    """
     names = spec.sensor_bands
     if isinstance(src, Mapping):
         missing = [b for b in names if b not in src]
@@ -108,41 +123,40 @@ def _expand_sources(src: Source, spec: SensorGroup, group: str) -> list[tuple[Pa
                 f"{group}: band files given for {sorted(src)}, the sensor needs exactly "
                 f"{list(names)} (missing {missing}, unexpected {extra})"
             )
-        out = []
+        out, infos = [], []
         for b in names:
             path = Path(src[b])
             _check_file(path, group)
-            with rasterio.open(path) as f:
-                if f.count != 1:
-                    raise SceneError(
-                        f"{group}: {str(path)!r} for band {b!r} has {f.count} bands, expected 1"
-                    )
+            info = raster_info(path, group)
+            if info.count != 1:
+                raise SceneError(
+                    f"{group}: {str(path)!r} for band {b!r} has {info.count} bands, expected 1"
+                )
             out.append((path, [1]))
+            infos.append(info)
+        check_resolutions(out, infos, spec, group, sensor)
         return out
     paths = [Path(src)] if isinstance(src, (str, os.PathLike)) else [Path(p) for p in src]
     out, total = [], 0
     for path in paths:
         _check_file(path, group)
-        with rasterio.open(path) as f:
-            out.append((path, list(range(1, f.count + 1))))
-            total += f.count
+        info = raster_info(path, group)
+        out.append((path, list(range(1, info.count + 1))))
+        total += info.count
     if total != len(names):
         counts = ", ".join(f"{p.name}: {len(b)}" for p, b in out)
         raise SceneError(
             f"{group}: the files hold {total} bands ({counts}) but the sensor expects "
             f"{len(names)} ({list(names)}, in this order); give the right files or sensor"
         )
-    return out
+    return order_band_files(out, [raster_info(p, group) for p, _ in out], spec, group, sensor)
 
 
 def _grid_of(path: Path, group: str) -> _Grid:
-    with rasterio.open(path) as f:
-        if f.crs is None:
-            raise SceneError(
-                f"{group}: {str(path)!r} has no CRS; assign one (e.g. `gdal_edit.py -a_srs "
-                "EPSG:xxxx file`, or da.rio.write_crs for an in-memory array)"
-            )
-        return _Grid(f.crs, f.transform, f.width, f.height, str(path))
+    info = raster_info(path, group)
+    if info.crs is None:
+        raise SceneCRSError.of(f"{group}: {str(path)!r}", kind="file")
+    return _Grid(info.crs, info.transform, info.width, info.height, str(path))
 
 
 def _same_grid(a: _Grid, b: _Grid) -> bool:
@@ -162,24 +176,33 @@ def _open_band_file(
     nodata: float | None,
     chunks: Any,
     resampling: Resampling,
+    sensor: str,
+    spec: SensorGroup,
 ) -> xr.DataArray:
+    """One file's ``bands`` as float32 on the ``ref`` grid: nodata NaN, GDAL scale/offset applied.
+
+    ``nodata`` (the caller's) overrides the file's tag, which overrides the sensor's value.
+    """
     grid = _grid_of(path, group)
+    info = raster_info(path, group)
+    declared = nodata if nodata is not None else info.nodata
+    declared = declared if declared is not None else spec.nodata
+    warn_undeclared_nodata(info, group, declared)
+    gains = scale_offset(info, bands, group, sensor, spec)
     if _same_grid(grid, ref):
         da_ = rioxarray.open_rasterio(path, chunks=chunks, masked=False)
-        file_nodata = da_.rio.nodata
+        file_nodata = declared
         attrs = {}
     else:
         rb = _grid_bounds(ref)
         sb = transform_bounds(grid.crs, ref.crs, *_grid_bounds(grid), densify_pts=21)
         if sb[0] >= rb[2] or sb[2] <= rb[0] or sb[1] >= rb[3] or sb[3] <= rb[1]:
-            raise SceneError(
+            raise SceneGridError(
                 f"{group}: {str(path)!r} does not overlap the scene grid of {ref.source!r} "
                 f"(bounds {tuple(round(v) for v in sb)} vs {tuple(round(v) for v in rb)} in "
                 f"{ref.crs}); give rasters of the same area"
             )
-        with rasterio.open(path) as f:
-            file_nodata = f.nodata
-        src_nodata = file_nodata if file_nodata is not None else nodata
+        src_nodata = declared
         src = rasterio.open(path)
         vrt = WarpedVRT(
             src,
@@ -198,9 +221,14 @@ def _open_band_file(
         file_nodata = np.nan
     da_ = da_.sel(band=bands)
     out = da_.astype(np.float32)
-    fill = file_nodata if file_nodata is not None else nodata
+    fill = file_nodata
     if fill is not None and not np.isnan(fill):
         out = out.where(da_ != fill)
+    if gains is not None:  # GDAL's unscaled = raw * scale + offset, per band
+        scales, offsets = (xr.DataArray(v.astype(np.float32), dims="band") for v in gains)
+        out = out * scales + offsets
+        attrs = {**attrs, "gdal_scale_offset": f"{path.name}: {gains[0].tolist()}, "
+                 f"{gains[1].tolist()}"}  # fmt: skip
     out.attrs = attrs
     return out
 
@@ -212,12 +240,15 @@ def _read_group(
     ref: _Grid,
     chunks: Any,
     metadata: Mapping[str, Any],
+    sensor: str,
+    nodata: float | None,
+    range_warning: float | None,
 ) -> tuple[xr.DataArray, list[str]]:
     names = spec.canonical_bands
     if isinstance(src, xr.DataArray):
         arr = src if "band" in src.dims else src.expand_dims(band=[1])
         if arr.rio.crs is None:
-            raise SceneError(f"{group}: the DataArray has no CRS; set it with .rio.write_crs()")
+            raise SceneCRSError.of(f"{group}: the DataArray")
         if arr.sizes["band"] != len(names):
             raise SceneError(
                 f"{group}: the DataArray has {arr.sizes['band']} bands, the sensor expects "
@@ -236,14 +267,15 @@ def _read_group(
         else:
             attrs_w = {}
         data = arr.astype(np.float32)
-        if spec.nodata is not None:
-            data = data.where(arr != spec.nodata)
+        fill = nodata if nodata is not None else spec.nodata
+        if fill is not None:
+            data = data.where(arr != fill)
         files = ["<in-memory DataArray>"]
         attrs: dict[str, Any] = attrs_w
     else:
-        parts = _expand_sources(src, spec, group)
+        parts = _expand_sources(src, spec, group, sensor)
         arrays = [
-            _open_band_file(p, b, ref, group, spec.nodata, chunks, Resampling.bilinear)
+            _open_band_file(p, b, ref, group, nodata, chunks, Resampling.bilinear, sensor, spec)
             for p, b in parts
         ]
         attrs = {k: v for a in arrays for k, v in a.attrs.items()}
@@ -251,7 +283,16 @@ def _read_group(
         files = [str(p) for p, _ in parts]
     data = data.assign_coords(band=list(names), **ref.coords())
     data = convert(data, spec.conversion, metadata)
+    checked = range_warning is not None and not isinstance(src, xr.DataArray)
+    if checked:
+        table = load_catalog().scaling_table()
+        check_file_samples(parts, group, sensor, spec, nodata, metadata, table, range_warning)
     for canon, kind in spec.derived:
+        if kind == "slope_degrees" and min(ref.height, ref.width) < 2:
+            raise SceneError(
+                f"{group}: slope needs at least 2 x 2 pixels, the scene grid "
+                f"({ref.source or 'in-memory'}) is {ref.height} x {ref.width}; give a larger area"
+            )
         if kind == "slope_degrees":
             elev = data.sel(band="elevation")
             derived = slope(elev).expand_dims(band=[canon])
@@ -261,6 +302,8 @@ def _read_group(
     if data.chunks is not None:
         data = data.chunk({"band": -1})
     data.attrs = {**attrs, "units": load_catalog().groups[group].unit}
+    if checked:
+        mark_range_checked(data)  # scale() need not read a sample again
     return data, files
 
 
@@ -279,6 +322,8 @@ def open_scene(
     processing_baseline: str | None = None,
     chunks: Any = None,
     check_valid: bool = True,
+    nodata: float | Mapping[str, float] | None = None,
+    range_warning: float | None = 0.05,
 ) -> xr.Dataset:
     """Assemble a scene from band files into one Dataset on the reference grid.
 
@@ -305,6 +350,15 @@ def open_scene(
         Dask chunks for lazy reading (default ``{"band": -1, "y": 2048, "x": 2048}``).
     check_valid : bool, default True
         Fail if no pixel of the scene holds data in every group (computes ``valid.any()``).
+    nodata : float or dict, optional
+        The value that means "no data" in the files, for every group or per group
+        (``{"dem": -9999}``); overrides the files' nodata tags and the sensor's value. Files
+        without any, that hold blocks of a common sentinel (-9999, -32768, zero borders of
+        optical data), get an :class:`~glaviz.errors.InputWarning` suggesting it.
+    range_warning : float or None, default 0.05
+        Warn when more than this fraction of a group's valid values would lie far outside
+        [0, 1] after :func:`glaviz.scale` (see there), checked on each file's decimated
+        sample; ``None`` skips the check.
 
     Returns
     -------
@@ -315,10 +369,22 @@ def open_scene(
     Raises
     ------
     SceneError
-        Missing file, raster without CRS, rasters that do not overlap, wrong band count for
-        the sensor, or an all-nodata scene; the message names the file and the fix.
+        Missing file, raster without CRS (:class:`~glaviz.errors.SceneCRSError`), rasters that
+        do not overlap (:class:`~glaviz.errors.SceneGridError`), wrong band count or order for
+        the sensor, files coarser than their band, GDAL scale/offset tags on digital numbers
+        the sensor converts itself, a DEM under 2 x 2 pixels, or an all-nodata scene; the
+        message names the file and the fix.
+    CorruptFileError
+        A truncated or corrupt file (an ``OSError``; the message suggests ``gdalinfo
+        -checksum``).
     KeyError
         Unknown sensor.
+
+    Notes
+    -----
+    GDAL scale/offset tags are applied (``raw * scale + offset``), after masking nodata.
+    Each file's header and a decimated sample are read once at opening (cached by path, size
+    and modification time) for these checks.
 
     Examples
     --------
@@ -371,7 +437,7 @@ def open_scene(
     ref_src = given[ref_group]
     if isinstance(ref_src, xr.DataArray):
         if ref_src.rio.crs is None:
-            raise SceneError(f"{ref_group}: the DataArray has no CRS; set it with .rio.write_crs()")
+            raise SceneCRSError.of(f"{ref_group}: the DataArray")
         ref = _Grid(
             ref_src.rio.crs,
             ref_src.rio.transform(),
@@ -381,7 +447,10 @@ def open_scene(
         )
     else:
         first = _expand_sources(
-            ref_src, cat.sensor(sensor_of[ref_group]).groups[ref_group], ref_group
+            ref_src,
+            cat.sensor(sensor_of[ref_group]).groups[ref_group],
+            ref_group,
+            sensor_of[ref_group],
         )
         ref = _grid_of(first[0][0], ref_group)
     all_paths = [
@@ -404,16 +473,29 @@ def open_scene(
         if group not in given:
             continue
         spec = cat.sensor(sensor_of[group]).groups[group]
-        data, files = _read_group(group, given[group], spec, ref, chunks or DEFAULT_CHUNKS, meta)
+        data, files = _read_group(
+            group, given[group], spec, ref, chunks or DEFAULT_CHUNKS, meta,
+            sensor_of[group], nodata_for(nodata, group), range_warning,
+        )  # fmt: skip
         data.attrs["sensor"] = sensor_of[group]
         variables[group] = data.rename({"band": band_dim(group)})
         sources[group] = files
+        if not isinstance(given[group], xr.DataArray):  # how the lazy array is made
+            register(variables[group], {
+                "open_scene": group, "sensor": sensor_of[group], "spec": repr(spec),
+                "files": [{"file": f} for f in files], "nodata": nodata_for(nodata, group),
+                "metadata": meta, "grid": [str(ref.crs), list(ref.transform)[:6], ref.height,
+                                           ref.width],
+                "bands": [str(b) for b in data["band"].values],
+            })  # fmt: skip
     valid = None
     for group, data in variables.items():
         ok = np.isfinite(data).all(band_dim(group))
         valid = ok if valid is None else valid & ok
     ds = xr.Dataset(variables)
     ds["valid"] = valid.astype(bool)
+    if all(is_registered(v) for v in variables.values()):
+        register(ds["valid"], {"valid_of": [{"array": v.data.name} for v in variables.values()]})
     ds["valid"].attrs = {"long_name": "pixel holds data in every input group"}
     ds = ds.drop_vars("spatial_ref", errors="ignore")
     ds = ds.rio.write_crs(ref.crs).rio.write_transform(ref.transform)

@@ -8,6 +8,8 @@ import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from glaviz.errors import InputValueError, MissingCRSError
+
 __all__ = ["pixel_sizes_m", "slope"]
 
 
@@ -20,9 +22,8 @@ def pixel_sizes_m(dem: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     """
     crs = dem.rio.crs
     if crs is None:
-        raise ValueError(
-            f"DEM {dem.name or ''!r} has no CRS: slope needs one to know pixel sizes in metres; "
-            "set it with dem.rio.write_crs(...)"
+        raise MissingCRSError.of(
+            f"DEM {dem.name or ''!r}", why="slope needs it to know pixel sizes in metres"
         )
     resx, resy = (abs(r) for r in dem.rio.resolution())
     height = dem.sizes["y"]
@@ -74,13 +75,24 @@ def slope(dem: xr.DataArray) -> xr.DataArray:
     """
     if dem.ndim != 2:
         raise ValueError(f"slope expects a 2-D (y, x) DEM, got dims {dem.dims}")
+    if min(dem.shape) < 2:
+        raise InputValueError(
+            f"slope needs at least 2 x 2 pixels, the DEM {dem.name or ''!r} has "
+            f"{dem.shape[0]} x {dem.shape[1]}; give a larger area"
+        )
     dx, dy = pixel_sizes_m(dem)
     dx2 = np.broadcast_to(dx[:, None], dem.shape)
     dy2 = np.broadcast_to(dy[:, None], dem.shape)
     data = dem.data
     if isinstance(data, da.Array):
-        ddx = da.from_array(np.ascontiguousarray(dx2), chunks=data.chunks)
-        ddy = da.from_array(np.ascontiguousarray(dy2), chunks=data.chunks)
+        # one column per row, broadcast lazily (a full-size copy is 1 GiB for 8192 x 8192)
+        ddx, ddy = (
+            da.broadcast_to(
+                da.from_array(d[:, None], chunks=(data.chunks[0], 1)), dem.shape,
+                chunks=data.chunks,
+            )
+            for d in (dx, dy)
+        )  # fmt: skip
         out = da.map_overlap(
             _slope_block, data, ddx, ddy, depth=1, boundary="none", dtype=np.float32
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -11,18 +12,23 @@ import numpy as np
 import torch
 import xarray as xr
 from pyproj import Transformer
+from rasterio.errors import RasterioIOError
 from scipy import ndimage
 from torch import nn
 from tqdm.auto import tqdm
 
 from glaviz.calibration import CalibrationMap, binary_confidence
+from glaviz.catalog import load_catalog
+from glaviz.data.identity import scene_identity
 from glaviz.data.location import coordinate_features, region_one_hot
 from glaviz.data.scaling import scale
 from glaviz.data.scene import band_dim
+from glaviz.errors import CorruptFileError, MissingCRSError
 from glaviz.inference.sinks import make_sink
 from glaviz.inference.windows import WindowRunner, blend_rows, window_starts
 from glaviz.models.runtime import (
     cpu_allocator_cache,
+    describe_precision,
     release_cached_memory,
     resolve_device,
     resolve_precision,
@@ -63,7 +69,7 @@ def _location_fn(model: nn.Module, scene: xr.Dataset, location: Any, window: int
             vec = np.asarray(getattr(location, "location", location), np.float32)
         return lambda corners: np.repeat(vec[None], len(corners), 0)
     if scene.rio.crs is None:
-        raise ValueError("coordinate encoding needs a scene with a CRS")
+        raise MissingCRSError.of("the scene", why="coordinate encoding needs latitudes")
     to_ll = Transformer.from_crs(scene.rio.crs, "EPSG:4326", always_xy=True)
     t = scene.rio.transform()
 
@@ -75,16 +81,52 @@ def _location_fn(model: nn.Module, scene: xr.Dataset, location: Any, window: int
     return coords
 
 
-def _fingerprint(model, scene, **settings) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    for p in model.parameters():
-        digest.update(p.detach().float().cpu().numpy().tobytes()[:4096])
+def _digest(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        return obj
+    obj = getattr(obj, "location", obj)  # a RegionAdaptation
+    if isinstance(obj, (np.ndarray, list, tuple)):
+        obj = np.asarray(obj, np.float64).tolist()
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fingerprint(
+    model: nn.Module,
+    scene: xr.Dataset,
+    groups: Sequence[str],
+    *,
+    scaling: Any,
+    location: Any,
+    precision: str,
+    device: torch.device,
+    **settings: Any,
+) -> dict[str, Any]:
+    """What makes a run this run: resuming is allowed only when all of it is equal.
+
+    The model's full state (:func:`~glaviz.models.checkpoint.model_sha256`: parameters and
+    buffers), its calibration map, the scaling table, the location input, precision, device
+    type, the settings, the grid and the scene's data (:func:`~glaviz.data.identity.
+    scene_identity` of the model's groups and ``valid``: source files by content, in-memory
+    arrays by their bytes).
+    """
+    from glaviz.models.checkpoint import model_sha256
+
+    meta = getattr(model, "checkpoint_metadata", None) or {}
     return {
-        "shape": [int(scene.sizes["y"]), int(scene.sizes["x"])],
-        "transform": list(scene.rio.transform())[:6],
-        "model": digest.hexdigest(),
-        **settings,
-    }
+        "format": 2,
+        "grid": {"shape": [int(scene.sizes["y"]), int(scene.sizes["x"])],
+                 "transform": list(scene.rio.transform())[:6], "crs": str(scene.rio.crs)},
+        "model": model_sha256(model),
+        "calibration": _digest(meta.get("calibration")),
+        "scaling": _digest(scaling),
+        "location": _digest(location),
+        "precision": precision,
+        "device": device.type,
+        "settings": settings,
+        "data": scene_identity(scene, [*groups, *(["valid"] if "valid" in scene else [])]),
+    }  # fmt: skip
 
 
 def predict(
@@ -133,19 +175,47 @@ def predict(
         the block, not the scene); a killed run resumes without recomputing finished blocks.
         ``None`` keeps the result in memory.
     overwrite, resume : bool
-        Replace existing outputs; continue a run that was killed.
+        Replace existing outputs; continue a run that was killed. A killed run is resumed only
+        if it is the same run: same model state (parameters and BatchNorm buffers,
+        :func:`~glaviz.models.checkpoint.model_sha256`), calibration map, scaling table,
+        location input, precision, device type, settings, grid and scene data (source files
+        by path, size, mtime and content hash; in-memory arrays by their bytes). Another run
+        recorded for the same output is refused (:class:`~glaviz.errors.ResumeMismatchError`,
+        naming the output and what differs) unless ``overwrite=True``, which starts afresh;
+        ``resume=False`` always starts afresh.
     block_size : int
         Rows per output strip: written (and recorded for resuming) one strip at a time.
     device, precision
         Default CUDA if available (bf16 autocast, channels_last, pinned transfers), else CPU
-        float32; ``precision="bf16"`` also helps CPUs with AMX/AVX512-BF16.
+        float32; ``precision="bf16"`` also helps CPUs with AMX/AVX512-BF16 (on CPUs without,
+        where it would run >5x slower, float32 runs instead with a
+        :class:`~glaviz.errors.PerformanceWarning`; ``attrs["compute"]`` says what ran).
 
     Returns
     -------
     xarray.Dataset
         ``glacier_probability`` (float32), ``glacier_mask`` (uint8, 255 on nodata),
         ``confidence`` (float32, calibrated when the checkpoint holds a calibration map) and
-        ``valid`` on the scene's grid, CRS and transform kept.
+        ``valid`` on the scene's grid, CRS and transform kept. ``attrs`` record the settings,
+        ``precision`` (the one that ran) and ``compute`` (device, dtype, CPU ISA).
+
+    Raises
+    ------
+    ResumeMismatchError
+        ``output`` holds an unfinished run of another model, scene or settings (a
+        ``ValueError``).
+    FileExistsError
+        Finished outputs exist and ``overwrite`` is False.
+    OutputNotWritableError
+        The output folder cannot be written (a ``PermissionError``).
+    CorruptFileError
+        A source file of the (lazy) scene fails to read (an ``OSError``).
+
+    Notes
+    -----
+    The fingerprint of a file output costs one hash of the model state and, per source file,
+    one streaming sha256 the first time (then cached by path, size, mtime and inode, also on
+    disk); in-memory scenes are hashed from their arrays.
 
     Examples
     --------
@@ -157,15 +227,25 @@ def predict(
     >>> pred["glacier_mask"].shape, pred.rio.crs == scene.rio.crs
     ((50, 70), True)
     """
+    given = scene
+    groups = _groups(model, scene)
+    scaling = "scaled by the caller"
     if not scene.attrs.get("scaled"):
         meta = getattr(model, "checkpoint_metadata", None) or {}
-        scene = scale(scene, table=meta.get("scaling"))
-    groups = _groups(model, scene)
+        scaling = meta.get("scaling") or load_catalog().scaling_table()
+        scene = scale(scene, table=scaling)
     config = getattr(model, "config", {}) or {}
     window = window or int(config.get("tile_size", 384))
     stride = stride or max(1, window // 2)
     device = resolve_device(device)
     precision = resolve_precision(device, precision)
+    fingerprint = None
+    if output is not None:  # only a file output can be resumed
+        fingerprint = _fingerprint(
+            model, given, groups, scaling=scaling, location=location, precision=precision,
+            device=device, window=window, stride=stride, tta=tta, median=median_filter,
+            block=block_size,
+        )  # fmt: skip
     was_training = model.training
     batch_size = batch_size or (8 if device.type == "cuda" else 2)
     model.eval().to(device)
@@ -178,16 +258,17 @@ def predict(
     height, width = scene.sizes["y"], scene.sizes["x"]
     template = scene[["valid"]].drop_vars("valid")
     sink = make_sink(
-        output, template,
-        _fingerprint(model, scene, window=window, stride=stride, tta=tta,
-                     median=median_filter, block=block_size, calibrated=calibrate is not None),
+        output, template, fingerprint or {},
         overwrite=overwrite, resume=resume, block_size=block_size,
     )  # fmt: skip
     arrays = {g: scene[g].transpose(band_dim(g), "y", "x") for g in groups}
 
     def read(y0: int, y1: int, x0: int, x1: int) -> dict[str, np.ndarray]:
         region = {g: a[:, y0:y1, x0:x1] for g, a in arrays.items()}
-        return {g: np.asarray(a.values, np.float32) for g, a in region.items()}
+        try:
+            return {g: np.asarray(a.values, np.float32) for g, a in region.items()}
+        except RasterioIOError as exc:
+            raise _read_failed(scene, y0, y1, x0, x1, exc) from exc
 
     halo = 1 if median_filter else 0
     strips = [(r, min(r + block_size, height)) for r in range(0, height, block_size)]
@@ -248,6 +329,22 @@ def predict(
     result.attrs = {
         "window": window, "stride": stride, "tta": int(tta), "median_filter": int(median_filter),
         "calibrated": int(calibrate is not None), "precision": precision,
+        "compute": describe_precision(device, precision),
         "model": str(getattr(model, "registry_name", type(model).__name__)),
     }  # fmt: skip
     return result
+
+
+def _read_failed(scene: xr.Dataset, y0: int, y1: int, x0: int, x1: int, exc: Exception):
+    """A read error deep in a lazy scene, as an error naming the scene's files."""
+    try:
+        sources = [f for files in json.loads(scene.attrs.get("sources", "{}")).values()
+                   for f in files]  # fmt: skip
+    except (TypeError, ValueError):
+        sources = []
+    files = ", ".join(repr(f) for f in sources) or "the scene's source files"
+    return CorruptFileError(
+        f"reading rows {y0}-{y1}, columns {x0}-{x1} of the scene failed ({exc}): one of "
+        f"{files} is truncated or corrupt. Check them with `gdalinfo -checksum <file>` and "
+        "copy or download the bad one again"
+    )

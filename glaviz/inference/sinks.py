@@ -1,10 +1,14 @@
 """Where predictions go, block by block: memory, Cloud-Optimised GeoTIFFs or Zarr.
 
 The file sinks write each finished block at once into a partial output beside the target and
-record it in ``<target>.progress.json``; a killed run started again with the same settings skips
-the blocks already written. Only when every block is done do the outputs appear under their
-final names (GeoTIFFs converted to COG, Zarr renamed), so a target never holds half a result and
-an existing output is replaced only with ``overwrite=True``.
+record it in ``<target>.progress.json`` with the run's fingerprint (model state, scene data,
+settings: see :func:`glaviz.predict`); a killed run started again *as the same run* skips the
+blocks already written. A different run finding that record is refused
+(:class:`~glaviz.errors.ResumeMismatchError`, naming what differs) unless ``overwrite=True``,
+which starts afresh: two runs are never spliced. Only when every block is done do the outputs
+appear under their final names (GeoTIFFs converted to COG, Zarr renamed), so a target never
+holds half a result and an existing output is replaced only with ``overwrite=True``;
+temporaries that a killed conversion left beside a target are removed by the next run.
 """
 
 from __future__ import annotations
@@ -23,9 +27,17 @@ import rasterio.shutil
 import rioxarray
 import xarray as xr
 
-from glaviz._io import atomic_write
+from glaviz._io import atomic_write, check_writable, remove_stale_temporaries
+from glaviz.errors import ResumeMismatchError
 
-__all__ = ["GeoTiffSink", "MemorySink", "ZarrSink", "make_sink", "open_prediction"]
+__all__ = [
+    "GeoTiffSink",
+    "MemorySink",
+    "ZarrSink",
+    "fingerprint_differences",
+    "make_sink",
+    "open_prediction",
+]
 
 #: GDAL's block cache for the file sinks, in MB. GDAL's default (5 % of RAM) would let memory
 #: grow with the size of the output instead of staying bounded by the block.
@@ -43,10 +55,53 @@ ATTRS = {
 }
 
 
+#: What each part of a run's fingerprint stands for (in a refusal to resume).
+_PARTS = {
+    "format": "the progress record's format (written by another glaviz version)",
+    "grid": "the grid (shape, transform or CRS)",
+    "model": "the model's state (its weights or BatchNorm statistics)",
+    "calibration": "the calibration map",
+    "scaling": "the scaling table",
+    "location": "the location input",
+    "precision": "the precision",
+    "device": "the device type",
+    "settings": "the settings",
+    "data": "the scene's data",
+}
+
+
+def fingerprint_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between two run fingerprints, in words (empty when they are equal).
+
+    Examples
+    --------
+    >>> fingerprint_differences({"settings": {"window": 32}, "model": "a"},
+    ...                         {"settings": {"window": 64}, "model": "b"})
+    ["the model's state (its weights or BatchNorm statistics)", 'the settings (window 32 -> 64)']
+    """
+    out = []
+    for key in sorted(set(saved) | set(current), key=lambda k: list(_PARTS).index(k)
+                      if k in _PARTS else len(_PARTS)):  # fmt: skip
+        a, b = saved.get(key), current.get(key)
+        if a == b:
+            continue
+        what = _PARTS.get(key, key)
+        if key == "data" and isinstance(a, Mapping) and isinstance(b, Mapping):
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            what += f" (variables {changed})"
+        elif key == "settings" and isinstance(a, Mapping) and isinstance(b, Mapping):
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            what += f" ({', '.join(f'{k} {a.get(k)} -> {b.get(k)}' for k in changed)})"
+        elif key in ("precision", "device", "location") and not isinstance(a, Mapping):
+            what += f" ({a} -> {b})"
+        out.append(what)
+    return out
+
+
 class _Base:
     def __init__(self, template: xr.Dataset, fingerprint: Mapping[str, Any]) -> None:
         self.template = template  # coords + CRS of the scene grid, no data
-        self.fingerprint = dict(fingerprint)
+        self.fingerprint = json.loads(json.dumps(dict(fingerprint)))  # as it reads back
         self.done: set[str] = set()
 
     @property
@@ -99,22 +154,37 @@ class _FileSink(_Base):
         *,
         overwrite: bool,
         resume: bool,
+        label: str = "",
     ) -> None:
         super().__init__(template, fingerprint)
+        label = label or str(targets[0])
+        check_writable(progress, repr(label))  # a read-only folder, named (not a temporary)
         existing = [str(t) for t in targets if t.exists()]
         if existing and not overwrite:
             raise FileExistsError(
                 f"prediction output(s) {existing} exist; pass overwrite=True to replace them "
                 "or choose another output path"
             )
+        remove_stale_temporaries(progress, ".tmp")
         self.progress = progress
         self.overwrite = overwrite
         self.resumed = False
-        if resume and progress.exists():
-            saved = json.loads(progress.read_text())
-            if saved.get("fingerprint") == self.fingerprint and self._partial_exists():
+        if resume and progress.exists() and self._partial_exists():
+            try:
+                saved = json.loads(progress.read_text())
+                differences = fingerprint_differences(saved["fingerprint"], self.fingerprint)
+            except (ValueError, KeyError, TypeError):
+                saved, differences = {}, ["the progress record (unreadable)"]
+            if not differences:
                 self.done = set(saved["done"])
                 self.resumed = True
+            elif not overwrite:
+                raise ResumeMismatchError(
+                    f"{label}: an unfinished prediction of another run is recorded in "
+                    f"{str(progress)!r}; it differs in {'; '.join(differences)}. Resuming "
+                    "would splice the two runs into one output: pass overwrite=True to discard "
+                    "it and start afresh, or write to another output"
+                )
         if not self.resumed:
             self._create()
             self._save_progress()
@@ -147,11 +217,12 @@ class GeoTiffSink(_FileSink):
         self.targets = {k: stem.parent / f"{stem.name}_{k}.tif" for k in VARIABLES}
         self.partials = {k: stem.parent / f".{stem.name}_{k}.partial.tif" for k in VARIABLES}
         self.block_size = block_size
-        stem.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(
             template, fingerprint, stem.parent / f"{stem.name}.progress.json",
-            list(self.targets.values()), overwrite=overwrite, resume=resume,
+            list(self.targets.values()), overwrite=overwrite, resume=resume, label=str(path),
         )  # fmt: skip
+        for target in self.targets.values():  # a kill during the COG conversion left these
+            remove_stale_temporaries(target, ".tif")
 
     def _partial_exists(self) -> bool:
         return all(p.exists() for p in self.partials.values())
@@ -204,11 +275,13 @@ class ZarrSink(_FileSink):
         self.target = Path(path)
         self.partial = self.target.parent / f".{self.target.name}.partial"
         self.chunk = block_size
-        self.target.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(
             template, fingerprint, self.target.parent / f"{self.target.name}.progress.json",
             [self.target], overwrite=overwrite, resume=resume,
         )  # fmt: skip
+        backup = self.target.parent / f".{self.target.name}.old"
+        if backup.is_dir() and self.target.exists():  # a kill between the two renames
+            shutil.rmtree(backup)
 
     def _partial_exists(self) -> bool:
         return self.partial.exists()

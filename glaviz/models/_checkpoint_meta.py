@@ -23,6 +23,7 @@ from torch import nn
 
 import glaviz
 from glaviz.catalog import load_catalog
+from glaviz.errors import CheckpointError
 
 FORMAT = "glaviz-checkpoint"
 #: Version of the metadata layout written by this glaviz.
@@ -32,12 +33,6 @@ METADATA_KEY = "glaviz"
 # Keys derived from the model itself: callers cannot set them.
 _DERIVED = ("format", "format_version", "model", "config", "inputs", "location", "weights_sha256")
 _DERIVED_PROVENANCE = ("glaviz_version", "torch_version", "created")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be written, read or rebuilt; the message says why and what to do."""
-
-    __module__ = "glaviz.models.checkpoint"  # its public home (tracebacks, pickles, docs)
 
 
 def _to_json(value: Any, where: str) -> Any:

@@ -58,11 +58,11 @@ from torch import nn
 
 from glaviz._io import atomic_write
 from glaviz.data.scene import band_dim, scene_groups
+from glaviz.errors import CheckpointError, CheckpointMismatchError, IncompatibleSceneError
 from glaviz.models._checkpoint_meta import (
     FORMAT,  # noqa: F401  (re-exported)
     FORMAT_VERSION,
     METADATA_KEY,
-    CheckpointError,
     _apply_changes,
     _base_metadata,
     _default_bands,
@@ -78,6 +78,7 @@ __all__ = [
     "IncompatibleSceneError",
     "check_compatible",
     "load_checkpoint",
+    "model_sha256",
     "read_checkpoint_metadata",
     "save_checkpoint",
     "update_checkpoint_metadata",
@@ -87,10 +88,6 @@ SUFFIX = ".safetensors"
 _MAX_HEADER = 100_000_000  # the safetensors limit
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".zip")
 _KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
-
-
-class IncompatibleSceneError(CheckpointError):
-    """A scene whose input groups or bands do not match a checkpoint's inputs."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -105,6 +102,49 @@ def _weights_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
         if t.numel():
             h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return h.hexdigest()
+
+
+def model_sha256(model: nn.Module, *, include_buffers: bool = True) -> str:
+    """The identity of a model's state: sha256 of every tensor (name, dtype, shape, bytes).
+
+    Parameters and buffers (BatchNorm running statistics): two models differing only in their
+    BatchNorm statistics differ here. Equal to a checkpoint's ``weights_sha256`` for the model
+    saved in it or loaded from it; :func:`glaviz.predict` and :func:`glaviz.fit` use it to
+    recognise a run. DDP and ``torch.compile`` wrappers are unwrapped.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+    include_buffers : bool, default True
+        ``False`` hashes the parameters only (e.g. to check that DDP processes agree, whose
+        BatchNorm statistics stay per process).
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from glaviz.models.registry import build
+    >>> m = build("resunet-small", input_channels={"dem": 2})
+    >>> p = save_checkpoint(m, pathlib.Path(tempfile.mkdtemp()) / "r")
+    >>> model_sha256(m) == read_checkpoint_metadata(p)["weights_sha256"]
+    True
+    >>> bn = next(b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d))
+    >>> state, params = model_sha256(m), model_sha256(m, include_buffers=False)
+    >>> bn.running_mean += 1  # BatchNorm statistics only
+    >>> model_sha256(m) == state, model_sha256(m, include_buffers=False) == params
+    (False, True)
+    """
+    model = _unwrap(model)
+    state = model.state_dict()
+    if not include_buffers:
+        names = {n for n, _ in model.named_parameters()}
+        state = {k: v for k, v in state.items() if k in names}
+    return _weights_sha256(state)
 
 
 def _plain_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -398,7 +438,7 @@ def check_compatible(
     >>> check_compatible(model, synthetic_scene(32, 32, groups=["optical"]))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    glaviz.models.checkpoint.IncompatibleSceneError: ... missing input groups ['dem']...
+    glaviz.errors.IncompatibleSceneError: ... missing input groups ['dem']...
     """
     obj = metadata_or_model
     if isinstance(obj, nn.Module):
@@ -510,7 +550,7 @@ def load_checkpoint(
         ) from None
     problems = _shape_problems(model.state_dict(), tensors)
     if problems:
-        raise CheckpointError(
+        raise CheckpointMismatchError(
             f"{path}: the weights do not fit {meta['model']!r} built from the stored config: "
             + "; ".join(problems)
         )

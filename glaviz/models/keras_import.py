@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 import torch
 
+from glaviz.errors import KerasImportError
 from glaviz.models.glavitu import GlaViTU
 
 __all__ = [
@@ -46,10 +47,6 @@ __all__ = [
     "iter_weight_names",
     "load_keras_weights",
 ]
-
-
-class KerasImportError(ValueError):
-    """A weight file that cannot be mapped onto GlaViTU (the message says where and why)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
+from glaviz.errors import RegistryError
 from glaviz.models.blocks import FusionBlock, LocationEncoder, check_model_inputs
 from glaviz.models.glavitu import LocationEncoding, check_input_config
 
@@ -62,10 +63,6 @@ _BUILTIN_MODULES = (
 )
 
 M = TypeVar("M", bound=type)
-
-
-class RegistryError(ValueError):
-    """An unknown model name, an unknown config key, or a name registered twice."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +268,7 @@ def build(name: str, **config: Any) -> nn.Module:
     >>> build("setr", widht=3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    glaviz.models.registry.RegistryError: unknown config key for model 'setr': 'widht'. ...
+    glaviz.errors.RegistryError: unknown config key for model 'setr': 'widht'. ...
     """
     spec = model_spec(name)
     accepted = spec.parameters()

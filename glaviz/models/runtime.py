@@ -12,14 +12,23 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from glaviz.errors import PerformanceWarning, warn
+
 __all__ = [
     "autocast",
     "cpu_allocator_cache",
+    "cpu_bf16_native",
+    "describe_precision",
     "heap_buffers",
     "release_cached_memory",
     "resolve_device",
     "resolve_precision",
 ]
+
+#: /proc/cpuinfo flags of native bf16 arithmetic: x86 AVX512-BF16 and AMX, Arm BF16.
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+#: Set to 1 to run bf16 on CPUs without native support anyway (e.g. to measure it).
+FORCE_BF16_VAR = "GLAVIZ_CPU_BF16"
 
 # glibc mallopt parameters and their defaults (malloc.h / mallopt(3))
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -42,17 +51,78 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
-def resolve_precision(device: torch.device, precision: str | None = None) -> str:
-    """``precision``, or the default for ``device``: bf16 (fp16 where unsupported) on CUDA, else 32.
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_native() -> bool | None:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16, AMX or Arm BF16).
+
+    Read from the ``flags``/``Features`` lines of ``/proc/cpuinfo``; ``None`` where they
+    cannot be read (not Linux). Without native support, oneDNN emulates bf16 and a bf16 pass
+    runs several times slower than float32 (more than 5x on AVX2-only machines).
 
     Examples
     --------
-    >>> resolve_precision(torch.device("cpu")), resolve_precision(torch.device("cpu"), "bf16")
-    ('32', 'bf16')
+    >>> cpu_bf16_native() in (True, False, None)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = [ln for ln in fh if ln.lower().startswith(("flags", "features"))]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    flags = set(lines[0].split(":", 1)[-1].split())
+    return any(f in flags for f in _BF16_FLAGS)
+
+
+def describe_precision(device: torch.device, precision: str) -> str:
+    """One line saying how a run computes: device, dtype and, on CPUs, the ISA (for benchmarks).
+
+    Examples
+    --------
+    >>> describe_precision(torch.device("cpu"), "32").startswith("cpu float32")
+    True
+    """
+    name = {"32": "float32", "bf16": "bfloat16 autocast", "16": "float16 autocast"}[precision]
+    if device.type != "cpu":
+        return f"{device} {name}"
+    native = {True: "native bf16", False: "no native bf16", None: "bf16 support unknown"}
+    return (
+        f"cpu {name} (ISA {torch.backends.cpu.get_cpu_capability()}, {native[cpu_bf16_native()]})"
+    )
+
+
+def resolve_precision(device: torch.device, precision: str | None = None) -> str:
+    """``precision``, or the default for ``device``: bf16 (fp16 where unsupported) on CUDA, else 32.
+
+    ``"bf16"`` on a CPU without native bf16 (:func:`cpu_bf16_native` False, e.g. AVX2-only
+    machines, where it runs more than 5x slower than float32) falls back to ``"32"`` with a
+    :class:`~glaviz.errors.PerformanceWarning`, unless ``GLAVIZ_CPU_BF16=1`` is set. The
+    precision returned is the one that runs; :func:`describe_precision` says so in words.
+
+    Examples
+    --------
+    >>> cpu = torch.device("cpu")
+    >>> resolve_precision(cpu), resolve_precision(cpu, "bf16") in ("bf16", "32")
+    ('32', True)
     """
     if precision is not None:
         if precision not in ("32", "bf16", "16"):
             raise ValueError(f"precision must be '32', 'bf16' or '16', got {precision!r}")
+        if (
+            precision == "bf16"
+            and device.type == "cpu"
+            and cpu_bf16_native() is False
+            and os.environ.get(FORCE_BF16_VAR, "0") != "1"
+        ):
+            warn(
+                "precision='bf16' on a CPU without native bf16 (no AVX512-BF16/AMX; ISA "
+                f"{torch.backends.cpu.get_cpu_capability()}) would run more than 5x slower "
+                f"than float32: running in float32 instead (set {FORCE_BF16_VAR}=1 to force "
+                "bf16)",
+                PerformanceWarning,
+            )
+            return "32"
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "16"

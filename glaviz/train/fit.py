@@ -18,9 +18,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from glaviz.data.tiles import Tile
+from glaviz.errors import ResumeMismatchError, warn
 from glaviz.models.runtime import (
     autocast,
     cpu_allocator_cache,
+    describe_precision,
     release_cached_memory,
     resolve_device,
     resolve_precision,
@@ -34,7 +36,13 @@ from glaviz.train.sampling import (
     collate,
     epoch_batches,
 )
-from glaviz.train.state import load_training_state, save_training_state
+from glaviz.train.state import (
+    identity_differences,
+    load_training_state,
+    read_training_identity,
+    run_identity,
+    save_training_state,
+)
 from glaviz.train.validation import validate
 
 __all__ = ["STRATEGIES", "WarmRestarts", "fit"]
@@ -176,7 +184,12 @@ def fit(
         at each epoch end, atomically) and ``best.safetensors`` (the model with the best pooled
         validation glacier IoU, a :func:`glaviz.models.save_checkpoint` file) go.
     resume : bool, default True
-        Continue from ``checkpoint_dir/last.safetensors`` when it exists, as if uninterrupted.
+        Continue from ``checkpoint_dir/last.safetensors`` when it exists, as if uninterrupted,
+        if it is this run: the checkpoint records the run's identity (model config, the
+        content of the training and validation tiles, seed, schedule, augmentation, loss,
+        strategy) and another run there is refused with a
+        :class:`~glaviz.errors.ResumeMismatchError` naming the folder and the differing
+        settings. ``resume=False`` starts afresh (replacing the folder's checkpoints).
     device, precision
         Default CUDA when available with bf16 autocast (fp16 where bf16 is unsupported), else
         CPU in float32. ``precision="bf16"`` also works on CPUs with AMX/AVX512-BF16.
@@ -190,7 +203,9 @@ def fit(
     pandas.DataFrame
         One row per epoch: epoch, steps, lr, train_loss, val_iou, val_precision, val_recall (and
         val_iou_unknown with region encoding), seconds. ``attrs["best_checkpoint"]`` is the path
-        of the best model when ``checkpoint_dir`` is given.
+        of the best model when ``checkpoint_dir`` is given; ``attrs["precision"]`` and
+        ``attrs["compute"]`` say what ran (bf16 requested on a CPU without native bf16 runs
+        float32, with a :class:`~glaviz.errors.PerformanceWarning`).
 
     Examples
     --------
@@ -261,7 +276,18 @@ def fit(
         "epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
         "best_iou": -1.0, "loss_sum": 0.0, "loss_count": 0,
     }  # fmt: skip
+    identity = None
+    if ckpt is not None:
+        identity = run_identity(
+            model, train, val, strategy=strategy, epochs=epochs, lr=lr, schedule=schedule,
+            restart_epochs=list(restart_epochs), steps_per_epoch=spe,
+            epoch_multiplier=epoch_multiplier, batch_size=batch_size, patch_size=patch_size,
+            augmentation=augment.to_dict(), loss=_describe(loss), ignore_mode=ignore_mode,
+            deep_supervision_weight=deep_supervision_weight, unknown_region_p=unknown_region_p,
+            bn_momentum=bn_momentum, seed=seed, world_size=world,
+        )  # fmt: skip
     if ckpt is not None and resume and (ckpt / "last.safetensors").exists():
+        _check_same_run(ckpt, identity)
         info = load_training_state(
             ckpt / "last.safetensors", model=model, optimizer=optimizer, scheduler=scheduler
         )
@@ -288,6 +314,7 @@ def fit(
             save_training_state(
                 ckpt / "last.safetensors",
                 model=model, optimizer=optimizer, scheduler=scheduler, info=info,
+                identity=identity,
             )  # fmt: skip
 
     bar = tqdm(
@@ -372,9 +399,43 @@ def fit(
     bar.close()
     del net  # drop the DistributedDataParallel wrapper (and its reducer) before returning
     history = pd.DataFrame(info["history"])
+    history.attrs["precision"] = precision
+    history.attrs["compute"] = describe_precision(device, precision)
     if ckpt is not None and (ckpt / "best.safetensors").exists():
         history.attrs["best_checkpoint"] = str(ckpt / "best.safetensors")
     return history
+
+
+def _describe(module: nn.Module) -> dict[str, Any]:
+    """A loss module's class and plain settings (for the run identity)."""
+    plain = {
+        k: v
+        for k, v in vars(module).items()
+        if not k.startswith("_")
+        and k != "training"
+        and isinstance(v, (bool, int, float, str, type(None)))
+    }
+    return {"type": type(module).__name__, **plain}  # fmt: skip
+
+
+def _check_same_run(ckpt: Path, identity: dict[str, Any] | None) -> None:
+    """Refuse to resume ``ckpt/last.safetensors`` if it belongs to another run."""
+    last = ckpt / "last.safetensors"
+    saved = read_training_identity(last)
+    if saved is None:
+        warn(
+            f"{last} records no run identity (written by an older glaviz): resuming it "
+            "without checking that it is this run; pass resume=False to start afresh"
+        )
+        return
+    differences = identity_differences(saved, identity or {})
+    if differences:
+        raise ResumeMismatchError(
+            f"checkpoint_dir {str(ckpt)!r} holds another run in last.safetensors; it differs in "
+            f"{'; '.join(differences)}. Resuming would return that run's weights and history: "
+            "pass resume=False to start this run afresh there (its checkpoints are replaced), "
+            "or give a new checkpoint_dir"
+        )
 
 
 def _in_notebook() -> bool:

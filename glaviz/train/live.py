@@ -27,7 +27,7 @@ class LivePlot:
     """
 
     def __init__(self, *, display: bool = True) -> None:
-        hv.extension("bokeh", logo=False)
+        hv.extension("bokeh", inline=True, logo=False)  # offline: BokehJS inlined
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in _COLUMNS})
         self.buffer = Buffer(empty, length=100_000, index=False)
         loss = hv.DynamicMap(

@@ -40,6 +40,7 @@ from bokeh.palettes import Cividis256, Inferno256, Viridis256
 from glaviz.data.outlines import rasterize_outlines
 from glaviz.data.scene import group_array, scene_groups
 from glaviz.data.terrain import pixel_sizes_m
+from glaviz.errors import MissingCRSError
 from glaviz.vector import area_km2, to_outlines
 from glaviz.viz.render import (
     MercatorGrid,
@@ -253,7 +254,7 @@ def display_data(
     True
     """
     if scene.rio.crs is None:
-        raise ValueError("the scene has no CRS; set it with scene.rio.write_crs(...)")
+        raise MissingCRSError.of("the scene")
     unknown = set(layers or ()) - set(LAYER_KEYS) - set(OUTLINE_KEYS)
     if unknown:
         raise ValueError(
@@ -382,9 +383,7 @@ def display_data(
     if isinstance(reference, gpd.GeoDataFrame | gpd.GeoSeries):
         ref = reference if isinstance(reference, gpd.GeoDataFrame) else reference.to_frame()
         if ref.crs is None:
-            raise ValueError(
-                "the reference outlines have no CRS; set it with outlines.set_crs(...)"
-            )
+            raise MissingCRSError.of("the reference outlines", kind="outlines")
         polygonal = ref.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
         ref = ref[polygonal]
         left, bottom, right, top = scene.rio.bounds()

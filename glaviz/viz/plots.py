@@ -53,9 +53,22 @@ _LABELS = {
 
 
 def _bokeh() -> None:
-    """Register holoviews' bokeh options (once; no notebook, no JavaScript is needed)."""
+    """Register holoviews' bokeh options (once). Inside a notebook kernel, also load the
+    notebook extension with BokehJS inlined, so that plots show with no network."""
     if "bokeh" not in hv.Store.renderers:
         import holoviews.plotting.bokeh  # noqa: F401
+    if not getattr(_bokeh, "loaded", False) and _in_kernel():
+        hv.extension("bokeh", inline=True, logo=False)
+        _bokeh.loaded = True  # type: ignore[attr-defined]
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 def _require(table: Any, columns: Sequence[str], what: str, source: str) -> None:

@@ -108,3 +108,20 @@ def test_download_checksum_mismatch(http_catalog, tmp_path):
 def test_download_failure_is_clear(http_catalog):
     with pytest.raises(DataUnavailableError, match=r"download from http://127\.0\.0\.1.*failed"):
         fetch("everest_landsat7", "LE71400412000304SGS00_RGB.tif")
+
+
+def test_whole_sample_without_the_mirror_leaves_out_mirror_only_files(monkeypatch, tmp_path):
+    """A user without the project's mirror still gets the sample's public files."""
+    mirror = tmp_path / "mirror" / "everest_landsat7"
+    mirror.mkdir(parents=True)
+    real = fetch("everest_landsat7")
+    for name, path in real.items():  # a mirror with every public file, none mirror-only
+        if name != "reference_rgi60_mask_on_landsat_grid.tif":
+            (mirror / name).symlink_to(path)
+    monkeypatch.setenv("GLAVIZ_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("GLAVIZ_CACHE", str(tmp_path / "cache"))
+    files = fetch("everest_landsat7")
+    assert "reference_rgi60_mask_on_landsat_grid.tif" not in files
+    assert "LE71400412000304SGS00_RGB.tif" in files
+    with pytest.raises(DataUnavailableError, match="no public download"):
+        fetch("everest_landsat7", "reference_rgi60_mask_on_landsat_grid.tif")

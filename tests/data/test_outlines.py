@@ -67,3 +67,46 @@ def test_outlines_without_crs():
     ds = synthetic_scene(height=8, width=8, groups=["dem"])
     with pytest.raises(ValueError, match=r"outlines have no CRS; set the one.*set_crs"):
         rasterize_outlines(gpd.GeoSeries([shapely.box(0, 0, 1, 1)]), like=ds)
+
+
+# ---- wrong input caught or warned about (issue #14) ---------------------------------------
+
+
+def test_lines_and_points_are_dropped_with_a_warning(tmp_path):
+    from glaviz.errors import InputWarning
+
+    ds = synthetic_scene(height=20, width=20, groups=["dem"])
+    x0, y0 = float(ds.x[0]) - 15, float(ds.y[0]) + 15
+    box = shapely.box(x0, y0 - 150, x0 + 150, y0)  # 5 x 5 pixels
+    line = shapely.LineString([(x0, y0 - 450), (x0 + 600, y0 - 450)])
+    point = shapely.Point(x0 + 500, y0 - 500)
+    mixed = shapely.GeometryCollection([shapely.box(x0 + 300, y0 - 90, x0 + 390, y0), line])
+    gdf = gpd.GeoDataFrame({"RGIID": ["a", "b", "c", "d"]}, geometry=[box, line, point, mixed],
+                           crs=ds.rio.crs)  # fmt: skip
+    with pytest.warns(InputWarning, match=r"dropped 2 of 4 geometries .*LineString.*Point"):
+        mask = rasterize_outlines(gdf, like=ds)
+    assert int(mask.sum()) == 25 + 9  # the box and the collection's polygon, no line pixels
+    path = tmp_path / "mixed.gpkg"
+    gdf.to_file(path)
+    with pytest.warns(InputWarning, match=r"outlines '.*mixed\.gpkg': dropped 2 of 4"):
+        read = read_outlines(path)
+    assert list(read["glacier_id"]) == ["a", "d"]  # RGIID is recognised as RGIId
+    assert set(read.geom_type) == {"Polygon"}
+
+
+def test_id_columns_in_other_capitalisations(tmp_path):
+    gdf = gpd.GeoDataFrame({"RGIID": ["RGI60-15.1"], "NAME": ["Khumbu"]},
+                           geometry=[shapely.box(0, 0, 1, 1)], crs="EPSG:4326")  # fmt: skip
+    gdf.to_file(tmp_path / "caps.gpkg")
+    read = read_outlines(tmp_path / "caps.gpkg")
+    assert read["glacier_id"].tolist() == ["RGI60-15.1"] and read["name"].tolist() == ["Khumbu"]
+
+
+def test_rasterize_like_a_bare_array_says_what_to_pass():
+    from glaviz.errors import InputTypeError
+
+    box = gpd.GeoSeries([shapely.box(0, 0, 1, 1)], crs="EPSG:4326")
+    with pytest.raises(InputTypeError, match=r"like= must be an xarray .* got ndarray"):
+        rasterize_outlines(box, like=np.zeros((4, 4)))
+    with pytest.raises(TypeError):
+        rasterize_outlines(box, like=np.zeros((4, 4)))

@@ -256,3 +256,173 @@ def test_bfloat16_autocast_on_cpu_agrees(model, scene):
     assert same.mean() > 0.97
     diff = np.abs(full["glacier_probability"].values - half["glacier_probability"].values)
     assert np.nanmax(diff) < 0.1
+
+
+# ---- a resumed run is always the same run (issue #14) -------------------------------------
+
+
+class BNPixelModel(PixelModel):
+    """The per-pixel model with a BatchNorm: its running statistics are part of the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, inputs):
+        return self.head(self.bn(torch.cat([inputs["optical"], inputs["dem"]], 1)))
+
+
+def _kill_on_strip(monkeypatch, n):
+    """Make the n-th strip written by a GeoTiffSink raise KeyboardInterrupt (a kill)."""
+    from glaviz.inference.sinks import GeoTiffSink
+
+    write, calls = GeoTiffSink._write, []
+
+    def killed(self, rect, values):
+        calls.append(rect)
+        if len(calls) == n:
+            raise KeyboardInterrupt("killed")
+        return write(self, rect, values)
+
+    monkeypatch.setattr(GeoTiffSink, "_write", killed)
+    return lambda: monkeypatch.setattr(GeoTiffSink, "_write", write)
+
+
+def _killed_run(monkeypatch, model, scene, out, **kw):
+    restore = _kill_on_strip(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        predict(model, scene, block_size=32, output=out, progress=False, **kw)
+    restore()
+    assert json.loads(out.with_name("r.progress.json").read_text())["done"] == ["0"]
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ("scene", r"the scene's data \(variables \['dem', 'optical', 'valid'\]\)"),
+        ("batchnorm", r"the model's state \(its weights or BatchNorm statistics\)"),
+        ("calibration", "the calibration map"),
+        ("precision", r"the precision \(32 -> bf16\)"),
+        ("window", r"the settings \(stride 16 -> 8, window 32 -> 16\)"),
+    ],
+)
+def test_a_different_run_is_never_spliced_onto_a_killed_one(tmp_path, monkeypatch, change, what):
+    from glaviz.errors import ResumeMismatchError
+
+    torch.manual_seed(0)
+    model = BNPixelModel().eval()
+    scene = scale(synthetic_scene(height=90, width=110, seed=0, groups=list(GROUPS)))
+    out = tmp_path / "r.tif"
+    _killed_run(monkeypatch, model, scene, out)
+    other_model, other_scene, kw = model, scene, {}
+    if change == "scene":  # another acquisition of the same tile: same grid, other pixels
+        other_scene = scale(synthetic_scene(height=90, width=110, seed=1, groups=list(GROUPS)))
+    elif change == "batchnorm":  # same weights, other BatchNorm statistics
+        other_model = BNPixelModel().eval()
+        other_model.load_state_dict({**model.state_dict(), "bn.running_mean":
+                                     model.bn.running_mean + 0.5})  # fmt: skip
+    elif change == "calibration":
+        other_model = BNPixelModel().eval()
+        other_model.load_state_dict(model.state_dict())
+        other_model.checkpoint_metadata = {
+            "inputs": {"channels": dict(GROUPS), "bands": {}},
+            "calibration": {"confidence": [0.0, 0.5, 1.0], "accuracy": [0.0, 0.8, 1.0]},
+        }
+    elif change == "precision":
+        kw = {"precision": "bf16"}
+    elif change == "window":
+        kw = {"window": 16}
+    with pytest.raises(ResumeMismatchError, match=rf"r\.tif'?: an unfinished prediction of "
+                       rf"another run .*differs in {what}.*overwrite=True"):  # fmt: skip
+        predict(other_model, other_scene, block_size=32, output=out, progress=False, **kw)
+    fresh = predict(other_model, other_scene, block_size=32, output=out, overwrite=True,
+                    progress=False, **kw)  # fmt: skip
+    whole = predict(other_model, other_scene, block_size=32, progress=False, **kw)
+    np.testing.assert_array_equal(fresh["glacier_mask"].values, whole["glacier_mask"].values)
+
+
+def test_the_same_run_resumes_from_files_reopened(tmp_path, monkeypatch):
+    """A scene opened again from the same files is the same data: the run resumes."""
+    from rasters import write_raster
+
+    from glaviz.data import open_scene
+
+    src = synthetic_scene(height=90, width=110, seed=0, groups=["dem"])
+    elevation = src["dem"].sel(dem_band="elevation").values
+    path = write_raster(tmp_path / "dem.tif", elevation, origin=(478000.0, 3108140.0))
+    torch.manual_seed(0)
+    model = GlaViTU.small(input_channels={"dem": 2}, tile_size=32).eval()
+    out = tmp_path / "o" / "r.tif"
+    _killed_run(monkeypatch, model, open_scene(dem=path), out)
+    calls = []
+    from glaviz.inference.sinks import GeoTiffSink
+
+    write = GeoTiffSink._write
+    monkeypatch.setattr(GeoTiffSink, "_write", lambda s, r, v: calls.append(r) or write(s, r, v))
+    predict(model, open_scene(dem=path), block_size=32, output=out, progress=False)
+    assert [r[0] for r in calls] == [32, 64]  # resumed: strip 0 was not written again
+    # another acquisition written to the same path is another scene
+    other = synthetic_scene(height=90, width=110, seed=3, groups=["dem"])
+    out2 = tmp_path / "o2" / "r.tif"
+    _killed_run(monkeypatch, model, open_scene(dem=path), out2)
+    write_raster(path, other["dem"].sel(dem_band="elevation").values)
+    from glaviz.errors import ResumeMismatchError
+
+    with pytest.raises(ResumeMismatchError, match="the scene's data"):
+        predict(model, open_scene(dem=path), block_size=32, output=out2, progress=False)
+
+
+def test_stale_temporaries_of_the_output_are_removed(model, scene, tmp_path):
+    orphan = tmp_path / ".r_glacier_mask.tif.k3j4h5g6.tif"  # a kill during the COG write
+    orphan.write_bytes(b"half a COG")
+    keep = [tmp_path / ".other.tif.k3j4h5g6.tif", tmp_path / ".r_glacier_mask.tif.notmine"]
+    for p in keep:
+        p.write_bytes(b"not ours")
+    predict(PixelModel(), scene, output=tmp_path / "r.tif", progress=False)
+    assert not orphan.exists() and all(p.exists() for p in keep)
+    assert (tmp_path / "r_glacier_mask.tif").exists()
+
+
+def test_a_read_only_output_folder_is_named(scene, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from glaviz.errors import OutputNotWritableError
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "/x/.r.progress.json.x.probe")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)  # root can write anywhere: simulate it
+    with pytest.raises(OutputNotWritableError, match=r"cannot write '.*r\.tif': the folder "
+                       r"'.*' is not writable .*another output folder") as info:  # fmt: skip
+        predict(PixelModel(), scene, output=tmp_path / "r.tif", progress=False)
+    assert ".probe" not in str(info.value) and isinstance(info.value, PermissionError)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_runs_float32(scene, monkeypatch):
+    from glaviz.errors import PerformanceWarning
+    from glaviz.models import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: False)
+    monkeypatch.delenv(runtime.FORCE_BF16_VAR, raising=False)
+    with pytest.warns(PerformanceWarning, match="without native bf16"):
+        pred = predict(PixelModel(), scene, precision="bf16", progress=False)
+    assert pred.attrs["precision"] == "32" and "no native bf16" in pred.attrs["compute"]
+
+
+def test_a_file_truncated_after_opening_is_named_when_read(tmp_path):
+    import rasterio.shutil
+    from rasters import write_raster
+
+    from glaviz.data import open_scene
+    from glaviz.errors import CorruptFileError
+
+    z = np.random.default_rng(0).uniform(3000, 4000, (256, 256)).astype(np.float32)
+    plain = write_raster(tmp_path / "plain.tif", z)
+    path = tmp_path / "dem.tif"
+    rasterio.shutil.copy(plain, path, driver="GTiff", TILED="YES", COMPRESS="DEFLATE")
+    scene = open_scene(dem=path, check_valid=False)  # (checking would cache every block)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    model = GlaViTU.small(input_channels={"dem": 2}, tile_size=32).eval()
+    with pytest.raises(CorruptFileError, match=r"dem\.tif' is truncated or corrupt.*gdalinfo"):
+        predict(model, scene, progress=False)

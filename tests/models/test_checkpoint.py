@@ -277,3 +277,23 @@ def test_unregistered_or_inconsistent_models_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="does not rebuild this model.*shape mismatches"):
         save_checkpoint(model, tmp_path / "m")
     assert not list(tmp_path.iterdir())
+
+
+# ---- one model identity (issue #14) -------------------------------------------------------
+
+
+def test_model_sha256_is_the_checkpoint_identity_and_covers_buffers(tmp_path):
+    from glaviz.models.checkpoint import model_sha256
+
+    model = build("resunet-small", input_channels={"optical": 6, "dem": 2})
+    path = save_checkpoint(model, tmp_path / "m")
+    loaded = load_checkpoint(path)
+    digest = read_checkpoint_metadata(path)["weights_sha256"]
+    assert model_sha256(model) == model_sha256(loaded) == digest
+    wrapped = torch.nn.DataParallel(loaded)  # wrappers are unwrapped
+    assert model_sha256(wrapped) == digest
+    bn = next(m for m in loaded.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    params = model_sha256(loaded, include_buffers=False)
+    bn.running_var.mul_(1.01)  # BatchNorm statistics only
+    assert model_sha256(loaded) != digest
+    assert model_sha256(loaded, include_buffers=False) == params

@@ -104,3 +104,45 @@ def test_allocator_cache_can_be_switched_off(monkeypatch):
     monkeypatch.delenv("GLAVIZ_CPU_ALLOCATOR_CACHE")
     with cpu_allocator_cache() as active:
         assert not active  # not glibc: a no-op
+
+
+# ---- the bf16 trap on CPUs without native bf16 (issue #14) --------------------------------
+
+
+def test_bf16_without_native_support_falls_back_to_float32(monkeypatch):
+    import warnings
+
+    from glaviz.errors import PerformanceWarning
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(runtime.FORCE_BF16_VAR, raising=False)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: False)
+    with pytest.warns(PerformanceWarning, match=r"precision='bf16' .*no AVX512-BF16/AMX.*float32"):
+        assert runtime.resolve_precision(cpu, "bf16") == "32"
+    assert "no native bf16" in runtime.describe_precision(cpu, "32")
+    monkeypatch.setenv(runtime.FORCE_BF16_VAR, "1")  # benchmarks may force it
+    assert runtime.resolve_precision(cpu, "bf16") == "bf16"
+    monkeypatch.delenv(runtime.FORCE_BF16_VAR)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        assert runtime.resolve_precision(cpu, "bf16") == "bf16"
+        assert runtime.resolve_precision(torch.device("meta"), "bf16") == "bf16"  # not a CPU
+
+
+def test_cpu_bf16_detection_reads_cpuinfo(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in [("fpu avx2 fma", False), ("fpu avx512f avx512_bf16", True),
+                            ("fpu amx_bf16 amx_tile", True)]:  # fmt: skip
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor : 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(
+            builtins, "open",
+            lambda p, *a, _i=info, **k: real_open(_i if p == "/proc/cpuinfo" else p, *a, **k),
+        )  # fmt: skip
+        runtime.cpu_bf16_native.cache_clear()
+        assert runtime.cpu_bf16_native() is expected
+    monkeypatch.setattr(builtins, "open", real_open)
+    runtime.cpu_bf16_native.cache_clear()

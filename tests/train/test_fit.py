@@ -190,3 +190,90 @@ def test_adapt_region_minimises_entropy_with_frozen_network():
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(ValueError, match="location_encoding='region'"):
         adapt_region(_model(), scene)
+
+
+# ---- a resumed run is always the same run (issue #14) -------------------------------------
+
+
+def _short_fit(model, tiles, ckpt, **kw):
+    args = dict(epochs=1, steps_per_epoch=2, batch_size=2, checkpoint_dir=ckpt, progress=False)
+    return fit(model, tiles, **{**args, **kw})
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ("tiles", r"train tiles \(1 -> 1 tiles, other content\)"),
+        ("seed", r"seed: 0 -> 1"),
+        ("epochs", r"epochs: 1 -> 2"),
+        ("config", r"model config width: 8 -> 16"),
+        ("architecture", r"model: \w+ -> \w+"),
+        ("augmentation", r"augmentation"),
+    ],
+)
+def test_fit_refuses_to_resume_another_run(tmp_path, change, what):
+    from glaviz.errors import ResumeMismatchError
+    from glaviz.models.registry import build
+
+    ckpt = tmp_path / "run"
+    first = _short_fit(_model(width=8), [_tiles(0, size=64)], ckpt)
+    model, tiles, kw = _model(width=8), [_tiles(0, size=64)], {}
+    if change == "tiles":
+        tiles = [_tiles(5, size=64)]  # another scene under the same name
+        tiles[0].name = "s0"
+    elif change == "seed":
+        kw = {"seed": 1}
+    elif change == "epochs":
+        kw = {"epochs": 2}
+    elif change == "config":
+        model = _model(width=16)
+    elif change == "architecture":
+        model = build("resunet-small", input_channels=GROUPS)
+    elif change == "augmentation":
+        kw = {"augment": Augmentation().without("occlusion")}
+    with pytest.raises(ResumeMismatchError, match=rf"checkpoint_dir '.*run' holds another run "
+                       rf"in last\.safetensors; it differs in .*{what}.*resume=False"):  # fmt: skip
+        _short_fit(model, tiles, ckpt, **kw)
+    again = _short_fit(model, tiles, ckpt, resume=False, **kw)  # the fix: start afresh
+    assert len(again) == kw.get("epochs", 1) and len(first) == 1
+
+
+def test_fit_resumes_the_same_run(tmp_path):
+    ckpt = tmp_path / "run"
+    first = _short_fit(_model(), [_tiles(0, size=64)], ckpt)
+    again = _short_fit(_model(), [_tiles(0, size=64)], ckpt)  # finished: the same history
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_pickle_named_last_safetensors_is_named(tmp_path):
+    from glaviz.errors import CheckpointError
+
+    ckpt = tmp_path / "run"
+    ckpt.mkdir()
+    torch.save(_model().state_dict(), ckpt / "last.safetensors")
+    with pytest.raises(CheckpointError, match=r"last\.safetensors is a pickle .*not safetensors"):
+        _short_fit(_model(), [_tiles(0, size=64)], ckpt)
+
+
+def test_an_old_state_without_identity_resumes_with_a_warning(tmp_path):
+    from glaviz.errors import CheckpointMismatchError, InputWarning
+    from glaviz.models.registry import build
+    from glaviz.train.state import load_training_state, save_training_state
+
+    ckpt = tmp_path / "run"
+    first = _short_fit(_model(), [_tiles(0, size=64)], ckpt)
+    model = _model()
+    opt = torch.optim.Adam(model.parameters())
+    info = load_training_state(ckpt / "last.safetensors", model=model, optimizer=opt,
+                               scheduler=None)  # fmt: skip
+    # as an older glaviz wrote it: no identity
+    save_training_state(ckpt / "last.safetensors", model=model, optimizer=opt, scheduler=None,
+                        info=info)  # fmt: skip
+    with pytest.warns(InputWarning, match="records no run identity"):
+        again = _short_fit(_model(), [_tiles(0, size=64)], ckpt)
+    assert len(again) == len(first)
+    other = build("resunet-small", input_channels=GROUPS)
+    with pytest.raises(CheckpointMismatchError, match=r"last\.safetensors: the saved training "
+                       r"state does not fit this model .*resume=False"):  # fmt: skip
+        opt = torch.optim.Adam(other.parameters())
+        load_training_state(ckpt / "last.safetensors", model=other, optimizer=opt, scheduler=None)
