@@ -423,3 +423,28 @@ def test_zooming_in_a_decimated_scene_renders_full_resolution_pixels():
     m.zoom = m.display.grid.native_zoom - 1
     m.set_trait("bounds", ((lat - 0.1, lon - 0.1), (lat + 0.1, lon + 0.1)))
     assert detail.layers == {} and not any("full resolution" in lyr.name for lyr in m.layers)
+
+
+def test_geographic_scene_lands_pixel_true_under_its_outline():
+    """A DEM in EPSG:4326 (Hintereisferner, SRTM): warped to Web Mercator like any scene."""
+    import glaviz
+
+    files = glaviz.fetch("oggm_hintereisferner")
+    scene = glaviz.open_scene(dem=files["hintereisferner_srtm.tif"])
+    outline = glaviz.read_outlines(files["hintereisferner_rgi6/Hintereisferner_RGI6.shp"])
+    assert scene.rio.crs.is_geographic
+    data = display_data(scene, reference=outline)
+    assert {"hillshade", "slope"} <= set(data.layers)
+    warped = data.values["reference"]
+    grid = data.grid
+    polys = outline.to_crs(3857).geometry
+    direct = rasterio.features.rasterize(
+        ((g, 1) for g in polys), out_shape=warped.shape, transform=grid.transform, dtype="uint8"
+    )
+    inside = data.values["row"] >= 0
+    differ = inside & (warped != direct)
+    assert (inside & (direct == 1)).sum() > 1000
+    i, j = np.nonzero(differ)
+    xs, ys = grid.transform * (j + 0.5, i + 0.5)
+    distance = shapely.distance(shapely.points(xs, ys), shapely.union_all(polys.boundary.values))
+    assert distance.max() <= grid.resolution
