@@ -53,6 +53,7 @@ _LAZY = {
     "summarise_against_experts": "glaviz.compare",
     "open_prediction": "glaviz.inference.sinks",
     "report": "glaviz.reports",
+    "run_notebook": "glaviz.reports",
     "compare_map": "glaviz.viz.maps",
     "save_html": "glaviz.viz.html",
 }

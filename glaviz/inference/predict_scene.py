@@ -246,7 +246,15 @@ def predict(
             device=device, window=window, stride=stride, tta=tta, median=median_filter,
             block=block_size,
         )  # fmt: skip
+    # predict leaves the model as it found it: mode, device and memory format
     was_training = model.training
+    first = next(model.parameters(), None)
+    was_device = first.device if first is not None else device
+    kernels = [p for p in model.parameters() if p.dim() == 4]
+    was_channels_last = any(  # 1x1 kernels are both; a 3x3 one tells
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in kernels
+    )
     batch_size = batch_size or (8 if device.type == "cuda" else 2)
     model.eval().to(device)
     model.to(memory_format=torch.channels_last)  # faster on CPUs (oneDNN) and GPUs alike
@@ -325,6 +333,9 @@ def predict(
         finally:
             bar.close()
             model.train(was_training)
+            model.to(was_device)
+            if not was_channels_last:
+                model.to(memory_format=torch.contiguous_format)
     result = sink.finalize()
     result.attrs = {
         "window": window, "stride": stride, "tta": int(tta), "median_filter": int(median_filter),

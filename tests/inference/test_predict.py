@@ -426,3 +426,27 @@ def test_a_file_truncated_after_opening_is_named_when_read(tmp_path):
     model = GlaViTU.small(input_channels={"dem": 2}, tile_size=32).eval()
     with pytest.raises(CorruptFileError, match=r"dem\.tif' is truncated or corrupt.*gdalinfo"):
         predict(model, scene, progress=False)
+
+
+def test_predict_leaves_the_model_as_it_found_it():
+    """Mode, device and memory format are restored (the model may be trained further)."""
+    import torch
+
+    from glaviz.data import synthetic_scene
+    from glaviz.inference import predict
+    from glaviz.models import GlaViTU
+
+    scene = synthetic_scene(height=40, width=40, seed=0, groups=["optical", "dem"])
+    model = GlaViTU.small(tile_size=32).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    predict(model, scene, progress=False)
+    assert model.training
+    kernels = [p for p in model.parameters() if p.dim() == 4]
+    assert kernels and all(p.is_contiguous() for p in kernels)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    model.to(memory_format=torch.channels_last).eval()
+    predict(model, scene, progress=False)
+    assert not model.training
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
