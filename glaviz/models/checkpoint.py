@@ -57,7 +57,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from glaviz._io import atomic_write
-from glaviz.data.scene import band_dim, scene_groups
 from glaviz.errors import CheckpointError, CheckpointMismatchError, IncompatibleSceneError
 from glaviz.models._checkpoint_meta import (
     FORMAT,  # noqa: F401  (re-exported)
@@ -449,6 +448,10 @@ def check_compatible(
         }
     channels: dict[str, int] = dict(obj["inputs"]["channels"])
     bands: dict[str, list[str] | None] = dict(obj["inputs"].get("bands") or {})
+    # where scenes meet models; imported here so that `import glaviz.models` stays free of
+    # the raster stack (rasterio, rioxarray, geopandas)
+    from glaviz.data.scene import band_dim, scene_groups
+
     known = scene_groups(scene)
     present = known + [
         str(v) for v in scene.data_vars if v not in known and band_dim(str(v)) in scene[v].dims

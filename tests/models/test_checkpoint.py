@@ -297,3 +297,16 @@ def test_model_sha256_is_the_checkpoint_identity_and_covers_buffers(tmp_path):
     bn.running_var.mul_(1.01)  # BatchNorm statistics only
     assert model_sha256(loaded) != digest
     assert model_sha256(loaded, include_buffers=False) == params
+
+
+def test_importing_the_models_does_not_load_the_raster_stack():
+    """``import glaviz.models`` (e.g. on a training node) needs torch, not rasterio/geopandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, glaviz.models; "
+        "print(sorted(m for m in ('rasterio', 'rioxarray', 'geopandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
