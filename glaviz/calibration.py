@@ -22,8 +22,8 @@ weighted by bin counts, anchored at (0, 0) and (1, 1); its hyper-parameters are 
    0. With counts as weights, ``alpha`` is measured in pixels: bins holding many more pixels
    than ``alpha`` are followed closely, nearly empty bins are smoothed over.
 3. ``f`` is evaluated on ``grid_size`` evenly spaced knots in [0, 1], clipped to [0, 1], made
-   non-decreasing by isotonic regression (pool adjacent violators) and pinned to ``f(0) = 0``,
-   ``f(1) = 1``: the stored map is monotone with exact anchors.
+   non-decreasing by isotonic regression (``scipy.optimize.isotonic_regression``) and pinned
+   to ``f(0) = 0``, ``f(1) = 1``: the stored map is monotone with exact anchors.
 
 A note on the anchor (0, 0): for a two-class prediction, pixels of raw confidence near 0
 (probability near 0.5) are right about half of the time, so a map through (0, 0) leaves those
@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import linalg
+from scipy.optimize import isotonic_regression
 
 __all__ = [
     "CalibrationMap",
@@ -219,24 +220,6 @@ def expected_calibration_error(
     0.1925
     """
     return ece_from_table(reliability_table(confidence, correct, bins=bins, weights=weights))
-
-
-def _isotonic(y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted non-decreasing least-squares fit (pool adjacent violators)."""
-    vals: list[float] = []
-    wts: list[float] = []
-    counts: list[int] = []
-    for yi, wi in zip(y.tolist(), w.tolist()):
-        vals.append(yi)
-        wts.append(wi)
-        counts.append(1)
-        while len(vals) > 1 and vals[-2] > vals[-1]:
-            wsum = wts[-2] + wts[-1]
-            v = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / wsum
-            c = counts[-2] + counts[-1]
-            del vals[-1], wts[-1], counts[-1]
-            vals[-1], wts[-1], counts[-1] = v, wsum, c
-    return np.repeat(np.asarray(vals), counts)
 
 
 @dataclass(frozen=True)
@@ -432,7 +415,7 @@ def fit_calibration(
     coef = sw * linalg.solve(system, sw * (y - x), assume_a="pos")
     grid = np.linspace(0.0, 1.0, int(grid_size))
     fitted = np.clip(grid + _laplacian(grid, x, gamma) @ coef, 0.0, 1.0)
-    fitted = np.clip(_isotonic(fitted, np.ones_like(fitted)), 0.0, 1.0)
+    fitted = np.clip(isotonic_regression(fitted).x, 0.0, 1.0)
     if anchors is not None:
         fitted = np.clip(fitted, lo, hi)
         fitted[0], fitted[-1] = lo, hi
