@@ -68,20 +68,30 @@ def batches_per_second(channels: dict[str, int], tiles: list, args) -> float:
 
 def run_fold(fold: dict, channels: dict[str, int], args, workdir: Path) -> dict:
     """Train, map the test quadrant, score it and the baselines on the same pixels."""
-    torch.manual_seed(args.seed)
-    rate = batches_per_second(channels, fold["train"], args)
     steps = args.steps_per_epoch
-    total = max(steps, int(rate * args.minutes * 60 * 0.9))  # 10 % for validation
-    epochs = max(1, total // steps)
-    torch.manual_seed(args.seed)
-    model = small_glavitu(channels, width=args.width)
-    started = time.perf_counter()
-    history = fit_small(
-        model, fold["train"], fold["val"], epochs=epochs, steps_per_epoch=steps,
-        checkpoint_dir=workdir, seed=args.seed, progress=not args.quiet, live_plot=False,
-        schedule=args.schedule, lr=args.lr, resume=False,
-    )  # fmt: skip
-    minutes = (time.perf_counter() - started) / 60
+    record = workdir / "run.json"
+    if args.reuse and (workdir / "best.safetensors").exists():  # score a trained fold again
+        run = json.loads(record.read_text()) if record.exists() else {}
+        minutes, epochs = run.get("train_minutes", float("nan")), run.get("epochs", 0)
+        best_val = run.get("best_val_iou", float("nan"))
+    else:
+        torch.manual_seed(args.seed)
+        rate = batches_per_second(channels, fold["train"], args)
+        total = max(steps, int(rate * args.minutes * 60 * 0.9))  # 10 % for validation
+        epochs = max(1, total // steps)
+        torch.manual_seed(args.seed)
+        model = small_glavitu(channels, width=args.width)
+        started = time.perf_counter()
+        history = fit_small(
+            model, fold["train"], fold["val"], epochs=epochs, steps_per_epoch=steps,
+            checkpoint_dir=workdir, seed=args.seed, progress=not args.quiet, live_plot=False,
+            schedule=args.schedule, lr=args.lr, resume=False,
+        )  # fmt: skip
+        minutes = (time.perf_counter() - started) / 60
+        best_val = float(history["val_iou"].max())
+        record.write_text(
+            json.dumps({"train_minutes": minutes, "epochs": epochs, "best_val_iou": best_val})
+        )
     best = load_checkpoint(workdir / "best.safetensors")
     test = fold["test"]
     valid = np.asarray(test.scene["valid"].values, bool)
@@ -93,13 +103,26 @@ def run_fold(fold: dict, channels: dict[str, int], args, workdir: Path) -> dict:
         [t.scene for t in fold["train"]], [np.asarray(t.mask) for t in fold["train"]]
     )
     rule_c = confusion(rule.apply(test.scene), ref, valid)
+    confusions = {"model": model_c, "all_glacier": all_c, "threshold": rule_c}
+    if args.val_threshold:  # the probability threshold with the best IoU on validation
+        val = fold["val"][0]
+        vprob = predict(best, val.scene, tta=args.tta, progress=False)["glacier_probability"]
+        vok = np.asarray(val.scene["valid"].values, bool)
+        candidates = np.linspace(0.05, 0.95, 19)
+        ious = [
+            confusion(np.nan_to_num(vprob.values) > c, np.asarray(val.mask), vok).iou
+            for c in candidates
+        ]
+        cut = float(candidates[int(np.argmax(ious))])
+        prob = np.nan_to_num(pred["glacier_probability"].values)
+        confusions["model_val_threshold"] = confusion(prob > cut, ref, valid)
     return {
-        "confusions": {"model": model_c, "all_glacier": all_c, "threshold": rule_c},
+        "confusions": confusions,
         "threshold_rule": f"{rule.feature} {'>' if rule.greater else '<'} {rule.value:.4f}",
         "train_minutes": round(minutes, 2),
         "epochs": epochs,
         "batches": epochs * steps,
-        "best_val_iou": round(float(history["val_iou"].max()), 4),
+        "best_val_iou": round(best_val, 4),
     }
 
 
@@ -114,6 +137,12 @@ def main() -> None:
     parser.add_argument("--gap", type=int, default=64)
     parser.add_argument("--val-width", type=int, default=96)
     parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--val-threshold", action="store_true",
+                        help="also score the model with the probability threshold that is best "
+                        "on the validation strip")  # fmt: skip
+    parser.add_argument("--reuse", action="store_true",
+                        help="score the checkpoints of an earlier run in --workdir again "
+                        "(e.g. with --tta or --val-threshold) instead of training")  # fmt: skip
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
@@ -136,7 +165,8 @@ def main() -> None:
               f"{results[name]['train_minutes']} min, "
               f"{results[name]['batches']} batches")  # fmt: skip
     rows = []
-    for kind in ("model", "all_glacier", "threshold"):
+    kinds = list(next(iter(results.values()))["confusions"])
+    for kind in kinds:
         for name, r in results.items():
             rows.append({"fold": name, "method": kind, **scores(r["confusions"][kind])})
         parts = [r["confusions"][kind] for r in results.values()]
@@ -144,9 +174,9 @@ def main() -> None:
         for part in parts[1:]:
             pooled = pooled + part
         rows.append({"fold": "pooled", "method": kind, **scores(pooled)})
-    print(f"\n{'fold':7} {'method':12} {'IoU':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'area':>7}")
+    print(f"\n{'fold':7} {'method':20} {'IoU':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'area':>7}")
     for r in rows:
-        print(f"{r['fold']:7} {r['method']:12} {r['iou']:6.3f} {r['precision']:6.3f} "
+        print(f"{r['fold']:7} {r['method']:20} {r['iou']:6.3f} {r['precision']:6.3f} "
               f"{r['recall']:6.3f} {r['f1']:6.3f} {100 * r['area_deviation']:+6.1f}%")  # fmt: skip
     beats = all(
         r["confusions"]["model"].iou > max(r["confusions"]["all_glacier"].iou,
@@ -163,6 +193,7 @@ def main() -> None:
             for name, r in results.items()
         },
         "model_beats_both_baselines_on_every_fold": beats,
+        "tta": args.tta,
         "config": {k: str(v) for k, v in vars(args).items()},
     }
     print(json.dumps(summary))

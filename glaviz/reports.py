@@ -31,8 +31,18 @@ from glaviz.viz.html import REPORT_ENV
 
 __all__ = ["check_parameters", "notebook_path", "report", "report_many", "run_notebook"]
 
-#: Where the packaged notebooks live (``notebooks/`` in a checkout).
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+def _notebooks_dir() -> Path:
+    """``notebooks/`` of a checkout (editable install), else the installed package data."""
+    checkout = Path(__file__).resolve().parents[1] / "notebooks"
+    if (checkout / "report.ipynb").exists():
+        return checkout
+    from importlib import resources
+
+    return Path(str(resources.files("glaviz.notebooks")))
+
+
+#: Where glaviz's notebooks live (``notebooks/`` in a checkout, package data otherwise).
+NOTEBOOKS = _notebooks_dir()
 _FILE_SUFFIXES = ("_path", "_file", "_files")
 
 

@@ -23,7 +23,7 @@ def test_every_package_is_listed():
         for p in (ROOT / "glaviz").rglob("__init__.py")
         if "__pycache__" not in p.parts
     }
-    assert found | {"glaviz.data_catalog"} == listed
+    assert found | {"glaviz.data_catalog", "glaviz.notebooks"} == listed
 
 
 def test_conda_environment_mirrors_pip_dependencies():
