@@ -31,6 +31,7 @@ from glaviz.viz.html import REPORT_ENV
 
 __all__ = ["check_parameters", "notebook_path", "report", "report_many", "run_notebook"]
 
+
 def _notebooks_dir() -> Path:
     """``notebooks/`` of a checkout (editable install), else the installed package data."""
     checkout = Path(__file__).resolve().parents[1] / "notebooks"
