@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -33,26 +32,16 @@ from glaviz.data.samples import sample_scene
 from glaviz.inference import predict
 from glaviz.metrics import confusion
 from glaviz.models.checkpoint import load_checkpoint
+from glaviz.models.runtime import cpu_summary
 from glaviz.train.presets import fit_small, small_glavitu
 
 
-def cpu_info() -> str:
-    flags = ""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0]
-    except (OSError, IndexError):
-        pass
-    isa = "AMX" if "amx_tile" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
-    return f"{isa}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
-
-
 def scores(c) -> dict[str, float]:
-    f1 = 2 * c.tp / max(2 * c.tp + c.fp + c.fn, 1)
     return {
         "iou": c.iou,
         "precision": c.precision,
         "recall": c.recall,
-        "f1": f1,
+        "f1": c.f1,
         "area_deviation": c.area_deviation,
     }
 
@@ -150,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"# CPU: {cpu_info()}; budget {args.minutes} min per fold")
+    print(f"# CPU: {cpu_summary()}; budget {args.minutes} min per fold")
     scene, mask, _ = sample_scene("everest_landsat7")
     scaled = scale(scene)
     folds = quadrant_folds(scaled, mask, gap=args.gap, val_width=args.val_width, region="HMA",
@@ -184,7 +173,7 @@ def main() -> None:
         for r in results.values()
     )  # fmt: skip
     summary = {
-        "cpu": cpu_info(),
+        "cpu": cpu_summary(),
         "minutes_per_fold": args.minutes,
         "pooled": {r["method"]: round(r["iou"], 4) for r in rows if r["fold"] == "pooled"},
         "per_fold": {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,20 +24,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
-import torch
 from rasterio.transform import from_origin
 
-
-def cpu_info() -> str:
-    flags = ""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0]
-    except (OSError, IndexError):
-        pass
-    isa = "AMX" if "amx_tile" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
-    if "avx2" not in flags and isa == "AVX2":
-        isa = "pre-AVX2"
-    return f"{isa}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
+from glaviz.models.runtime import cpu_summary
 
 
 def _write(path: Path, data: np.ndarray, transform, nodata=None) -> Path:
@@ -171,7 +159,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["big", "html"])
     parser.add_argument("--keep", type=Path, help="keep the generated files in this folder")
     args = parser.parse_args()
-    print(f"# CPU: {cpu_info()}")
+    print(f"# CPU: {cpu_summary()}")
     result: dict = {}
     if args.only in (None, "html"):
         result.update(bench_html())

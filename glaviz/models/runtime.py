@@ -64,15 +64,44 @@ def cpu_bf16_native() -> bool | None:
     >>> cpu_bf16_native() in (True, False, None)
     True
     """
+    flags = cpu_flags()
+    return None if flags is None else any(f in flags for f in _BF16_FLAGS)
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags (first ``flags``/``Features`` line of ``/proc/cpuinfo``).
+
+    ``None`` where they cannot be read (not Linux).
+
+    Examples
+    --------
+    >>> cpu_flags() is None or isinstance(cpu_flags(), frozenset)
+    True
+    """
     try:
         with open("/proc/cpuinfo") as fh:
             lines = [ln for ln in fh if ln.lower().startswith(("flags", "features"))]
     except OSError:
         return None
-    if not lines:
-        return None
-    flags = set(lines[0].split(":", 1)[-1].split())
-    return any(f in flags for f in _BF16_FLAGS)
+    return frozenset(lines[0].split(":", 1)[-1].split()) if lines else None
+
+
+def cpu_summary() -> str:
+    """The CPU's widest x86 vector ISA and torch's thread count, for benchmark headers.
+
+    Examples
+    --------
+    >>> "torch threads" in cpu_summary()
+    True
+    """
+    flags = cpu_flags() or frozenset()
+    isa = (
+        "AMX" if "amx_tile" in flags
+        else "AVX-512" if "avx512f" in flags
+        else "AVX2" if "avx2" in flags
+        else "pre-AVX2 or not x86"
+    )  # fmt: skip
+    return f"{isa}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
 
 
 def describe_precision(device: torch.device, precision: str) -> str:
