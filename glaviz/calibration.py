@@ -47,11 +47,13 @@ from scipy.optimize import isotonic_regression
 
 __all__ = [
     "CalibrationMap",
+    "bin_sums",
     "binary_confidence",
     "ece_from_table",
     "expected_calibration_error",
     "fit_calibration",
     "reliability_table",
+    "table_from_sums",
 ]
 
 
@@ -89,10 +91,32 @@ def _flat(values: Any, dtype: Any) -> np.ndarray:
     return np.asarray(values, dtype=dtype).ravel()
 
 
-def _bin_sums(confidence: Any, correct: Any, bins: int, weights: Any = None) -> np.ndarray:
+def bin_sums(confidence: Any, correct: Any, bins: int, weights: Any = None) -> np.ndarray:
     """``(3, bins)`` sums per confidence bin: weight, weight x confidence, weight x correct.
 
-    Additive over pieces of data (tiles), so evaluation can pool them. NaN confidence is skipped.
+    Additive over pieces of data (tiles), so evaluation can pool them: the sum of the pieces'
+    sums, passed to :func:`table_from_sums`, equals :func:`reliability_table` of all the data.
+
+    Parameters
+    ----------
+    confidence : array-like or xarray.DataArray
+        Confidence in [0, 1]; NaN pixels are skipped.
+    correct : array-like of bool
+        Whether each pixel's predicted class is right.
+    bins : int
+        Number of equal-width bins on [0, 1].
+    weights : array-like, optional
+        Pixel weights; default 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3, bins)`` float64: summed weight, weighted confidence and weighted correctness.
+
+    Examples
+    --------
+    >>> bin_sums([0.05, 0.15, 0.18], [0, 1, 0], bins=2).tolist()
+    [[3.0, 0.0], [0.38, 0.0], [1.0, 0.0]]
     """
     if int(bins) != bins or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
@@ -123,7 +147,27 @@ def _bin_sums(confidence: Any, correct: Any, bins: int, weights: Any = None) -> 
     )
 
 
-def _table_from_sums(sums: np.ndarray) -> pd.DataFrame:
+def table_from_sums(sums: np.ndarray) -> pd.DataFrame:
+    """The :func:`reliability_table` of summed :func:`bin_sums`.
+
+    Parameters
+    ----------
+    sums : numpy.ndarray
+        ``(3, bins)`` sums as :func:`bin_sums` returns them (or their sum over pieces of data).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin, the columns of :func:`reliability_table`.
+
+    Examples
+    --------
+    >>> a = bin_sums([0.05, 0.15], [0, 1], bins=10)
+    >>> b = bin_sums([0.18, 0.95], [0, 1], bins=10)
+    >>> whole = reliability_table([0.05, 0.15, 0.18, 0.95], [0, 1, 0, 1], bins=10)
+    >>> table_from_sums(a + b).equals(whole)
+    True
+    """
     bins = sums.shape[1]
     count, conf_sum, corr_sum = sums
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -173,7 +217,7 @@ def reliability_table(
     >>> t.loc[1, ["count", "confidence", "accuracy"]].round(3).tolist()
     [2.0, 0.165, 0.5]
     """
-    return _table_from_sums(_bin_sums(confidence, correct, bins, weights))
+    return table_from_sums(bin_sums(confidence, correct, bins, weights))
 
 
 def ece_from_table(table: pd.DataFrame) -> float:
@@ -393,8 +437,8 @@ def fit_calibration(
         raise ValueError(f"alpha and gamma must be positive, got alpha={alpha}, gamma={gamma}")
     if int(grid_size) != grid_size or grid_size < 2:
         raise ValueError(f"grid_size must be an integer >= 2, got {grid_size!r}")
-    sums = _bin_sums(confidence, correct, bins, weights)
-    table = _table_from_sums(sums)
+    sums = bin_sums(confidence, correct, bins, weights)
+    table = table_from_sums(sums)
     used = table["count"].to_numpy() > 0
     if not used.any():
         raise ValueError("fit_calibration: no pixel with a finite confidence and weight > 0")

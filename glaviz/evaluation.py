@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from glaviz.calibration import _bin_sums, _table_from_sums, binary_confidence, ece_from_table
+from glaviz.calibration import bin_sums, binary_confidence, ece_from_table, table_from_sums
 from glaviz.data.outlines import rasterize_outlines
 from glaviz.errors import GridMismatchError, MissingCRSError, warn
 from glaviz.metrics import Confusion, confusion
@@ -216,7 +216,7 @@ class Evaluator:
         sums = None
         if self.bins and conf is not None:
             _check_grid(pred, conf, "the confidence")
-            sums = _bin_sums(conf[keep], pred[keep] == ref[keep], self.bins)
+            sums = bin_sums(conf[keep], pred[keep] == ref[keep], self.bins)
         self._tiles.append({**meta, "confusion": c, "sums": sums})
         return c
 
@@ -227,13 +227,13 @@ class Evaluator:
             raise ValueError(
                 "no tile had a 'confidence' (or 'glacier_probability') variable, or bins=None"
             )
-        return _table_from_sums(np.sum(sums, axis=0))
+        return table_from_sums(np.sum(sums, axis=0))
 
     @staticmethod
     def _row(level: str, name: str, tiles: list[dict[str, Any]], **meta: Any) -> dict[str, Any]:
         c = sum((t["confusion"] for t in tiles), Confusion())
         sums = [t["sums"] for t in tiles if t["sums"] is not None]
-        ece = ece_from_table(_table_from_sums(np.sum(sums, axis=0))) if sums else np.nan
+        ece = ece_from_table(table_from_sums(np.sum(sums, axis=0))) if sums else np.nan
         where = {"region": meta.get("region"), "subregion": meta.get("subregion")}
         return {"level": level, "name": name, **where, "n_tiles": len(tiles)} | {
             "n_pixels": c.tp + c.fp + c.fn + c.tn,

@@ -178,23 +178,3 @@ def test_export_shapefile_parts_and_errors(scene, tmp_path):
         export_outlines(gdf, tmp_path / "missing" / "g.gpkg")
     series = export_outlines(gdf.geometry, tmp_path / "s.geojson")
     assert len(gpd.read_file(series)) == 3
-
-
-def test_boundary_distances_and_nearest_zones():
-    from glaviz.vector import boundary_distances, nearest_zones
-
-    d = boundary_distances(shapely.box(0, 0, 10, 10), shapely.box(0, 0, 10, 10), spacing=1.0)
-    assert d == {"mean": 0.0, "median": 0.0, "p95": 0.0, "max": 0.0}
-    empty = boundary_distances(shapely.Polygon(), shapely.box(0, 0, 1, 1))
-    assert all(np.isnan(v) for v in empty.values())
-    # pixel-like outlines (collinear, cocircular points) side by side and one apart
-    geoms = [shapely.box(0, 0, 30, 30), shapely.box(30, 0, 60, 30), shapely.box(0, 60, 90, 90)]
-    zones = nearest_zones(geoms, spacing=3.0, extent=(-50, -50, 150, 150))
-    assert all(z.contains(g.buffer(-0.5)) for z, g in zip(zones, geoms))
-    overlap = sum(a.intersection(b).area for i, a in enumerate(zones) for b in zones[i + 1 :])
-    assert overlap < 1e-6
-    frame = shapely.box(-50, -50, 150, 150)
-    assert shapely.union_all(zones).contains(frame)
-    assert zones[0].contains(shapely.Point(10, 40)) and zones[2].contains(shapely.Point(10, 50))
-    with pytest.raises(ValueError, match="spacing"):
-        boundary_distances(geoms[0], geoms[1], spacing=0)

@@ -72,7 +72,7 @@ from glaviz.data.benchmark_write import (
     LABELS,
     MULTIPLE,  # noqa: F401  (re-exported)
     PADDING,
-    _decode,
+    decode_labels,
     pad_before,
     write_tile,
 )
@@ -223,7 +223,7 @@ class BenchmarkTile:
         valid = self._valid(y, x, size, size)
         label = np.full((size, size), IGNORE, np.uint8)
         if overlap:
-            label[win] = _decode(grp[LABELS][y0:y1, x0:x1, :])
+            label[win] = decode_labels(grp[LABELS][y0:y1, x0:x1, :])
             label[~valid] = IGNORE
         cx, cy = self.transform * (x + size / 2, y + size / 2)
         lon, lat = _to_lonlat(self.epsg, os.getpid()).transform(cx, cy)
@@ -264,7 +264,7 @@ class BenchmarkTile:
                 attrs={"units": cat.groups[g].unit, "sensor": "benchmark", "scaled": 1},
             )
         valid = self._valid(ry.start, rx.start, ny, nx)
-        mask = _decode(grp[LABELS][ry, rx, :])
+        mask = decode_labels(grp[LABELS][ry, rx, :])
         mask[~valid] = IGNORE
         ds["valid"] = xr.DataArray(valid, coords=coords, dims=("y", "x"))
         ds["reference_mask"] = xr.DataArray(

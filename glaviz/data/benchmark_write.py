@@ -3,8 +3,8 @@
 The names shared by the writer and the reader (:mod:`glaviz.data.benchmark`, which re-exports
 them): :data:`ATTRIBUTES` of every tile group, the label dataset :data:`LABELS`, the reading of
 ``padding_height``/``padding_width`` (:data:`PADDING`, :func:`pad_before`), the one-hot label
-encoding (``_decode`` reads it back) and :func:`write_tile`, which pads a tile (centred, zeros)
-to multiples of :data:`MULTIPLE`.
+encoding (:func:`decode_labels` reads it back) and :func:`write_tile`, which pads a tile
+(centred, zeros) to multiples of :data:`MULTIPLE`.
 
 Examples
 --------
@@ -29,7 +29,15 @@ import numpy as np
 from glaviz.catalog import GROUPS
 from glaviz.data.tiles import IGNORE
 
-__all__ = ["ATTRIBUTES", "LABELS", "MULTIPLE", "PADDING", "pad_before", "write_tile"]
+__all__ = [
+    "ATTRIBUTES",
+    "LABELS",
+    "MULTIPLE",
+    "PADDING",
+    "decode_labels",
+    "pad_before",
+    "write_tile",
+]
 
 #: Attributes every tile group must carry.
 ATTRIBUTES: tuple[str, ...] = (
@@ -69,8 +77,25 @@ def pad_before(padding: int, total: int, convention: str = PADDING) -> int:
     return padding
 
 
-def _decode(onehot: np.ndarray) -> np.ndarray:
-    """(h, w, 2) one-hot to uint8 labels: argmax where labelled, ``IGNORE`` where (0, 0)."""
+def decode_labels(onehot: np.ndarray) -> np.ndarray:
+    """``(h, w, 2)`` one-hot labels to uint8: argmax where labelled, ``IGNORE`` where (0, 0).
+
+    Parameters
+    ----------
+    onehot : numpy.ndarray
+        ``(h, w, 2)`` one-hot (not glacier, glacier), as stored in the :data:`LABELS` dataset.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w)`` uint8: 0 not glacier, 1 glacier, ``IGNORE`` unlabelled.
+
+    Examples
+    --------
+    >>> onehot = np.array([[[1, 0], [0, 1], [0, 0]]])
+    >>> decode_labels(onehot).tolist()
+    [[0, 1, 255]]
+    """
     labelled = onehot.sum(axis=-1) > 0
     return np.where(labelled, np.argmax(onehot, axis=-1), IGNORE).astype(np.uint8)
 

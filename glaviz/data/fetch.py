@@ -45,7 +45,21 @@ def _dataset(name: str) -> SampleDataset:
     return cat.samples[name]
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """The download cache: ``$GLAVIZ_CACHE`` if set, else pooch's per-user cache for glaviz.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (it may not exist yet).
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"GLAVIZ_CACHE": "/tmp/glaviz-cache"}):
+    ...     cache_dir().as_posix()
+    '/tmp/glaviz-cache'
+    """
     env = os.environ.get(CACHE_VAR)
     return Path(env) if env else Path(pooch.os_cache("glaviz"))
 
@@ -70,7 +84,7 @@ def _from_mirror(ds: SampleDataset, fname: str) -> Path | None:
 
 def _download(ds: SampleDataset, fname: str) -> Path:
     spec = ds.files[fname]
-    target = _cache_dir() / ds.name / fname
+    target = cache_dir() / ds.name / fname
     if target.is_file() and _sha256(target) == spec.sha256:
         return target
     hint = (
@@ -92,7 +106,7 @@ def _download(ds: SampleDataset, fname: str) -> Path:
             url,
             known_hash=f"sha256:{spec.sha256}",
             fname=fname,
-            path=_cache_dir() / ds.name,
+            path=cache_dir() / ds.name,
             downloader=pooch.HTTPDownloader(timeout=60, progressbar=False),
         )
     except ValueError as err:  # pooch's hash mismatch
@@ -155,7 +169,7 @@ def fetch(name: str, file: str | None = None) -> Path | dict[str, Path]:
     for f in wanted:
         local = _from_mirror(ds, f)
         if local is None and file is None and ds.files[f].remote is None:
-            cached = _cache_dir() / ds.name / f
+            cached = cache_dir() / ds.name / f
             if not (cached.is_file() and _sha256(cached) == ds.files[f].sha256):
                 continue  # mirror-only extras (test references) come only with the mirror
             local = cached

@@ -57,9 +57,9 @@ _MAX_PROVENANCE = 1024
 
 
 def _cache_file() -> Path:
-    from glaviz.data.fetch import _cache_dir
+    from glaviz.data.fetch import cache_dir
 
-    return _cache_dir() / "file-sha256.json"
+    return cache_dir() / "file-sha256.json"
 
 
 def _disk_cache() -> dict[str, str]:

@@ -34,7 +34,7 @@ from glaviz.data.fetch import (
     OFFLINE_VAR,
     ChecksumError,
     DataUnavailableError,
-    _cache_dir,
+    cache_dir,
     fetch,
 )
 
@@ -146,7 +146,7 @@ def prepare(
     unknown = [n for n in names if n not in catalog.samples]
     if unknown:
         raise KeyError(f"unknown sample dataset(s) {unknown}; known: {sorted(catalog.samples)}")
-    root = Path(cache) if cache is not None else _cache_dir()
+    root = Path(cache) if cache is not None else cache_dir()
     statuses: list[FileStatus] = []
     with _environment({CACHE_VAR: str(root)}):
         for name in names:
@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cache", help=f"cache folder (default: ${CACHE_VAR}, else the per-user cache)"
     )
     args = parser.parse_args(argv)
-    cache = Path(args.cache) if args.cache else _cache_dir()
+    cache = Path(args.cache) if args.cache else cache_dir()
     try:
         statuses = prepare(args.samples or None, cache=cache)
     except KeyError as err:
