@@ -1,7 +1,9 @@
 """glaviz: GlaViTU glacier mapping in Jupyter.
 
 The top-level namespace gathers the functions of the data flow; submodules are imported on first
-use so that ``import glaviz`` stays fast (PyTorch loads only when a model is needed).
+use so that ``import glaviz`` stays fast (PyTorch loads only when a model is needed). The names
+are listed once, in the type stub ``__init__.pyi``: type checkers and editors read it, and
+``lazy_loader.attach_stub`` builds the lazy ``__getattr__`` from it.
 
 Examples
 --------
@@ -14,75 +16,14 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
+#: The one version source (pyproject.toml reads it: ``[tool.setuptools.dynamic]``).
 __version__ = "0.1.0.dev0"
 
-# public name -> module that defines it
-_LAZY = {
-    "load_catalog": "glaviz.catalog",
-    "fetch": "glaviz.data.fetch",
-    "open_scene": "glaviz.data.scene",
-    "open_stac": "glaviz.data.stac",
-    "group_array": "glaviz.data.scene",
-    "scale": "glaviz.data.scaling",
-    "slope": "glaviz.data.terrain",
-    "read_outlines": "glaviz.data.outlines",
-    "rasterize_outlines": "glaviz.data.outlines",
-    "synthetic_scene": "glaviz.data.synthetic",
-    "sample_scene": "glaviz.data.samples",
-    "sample_tiles": "glaviz.data.samples",
-    "build": "glaviz.models.registry",
-    "save_checkpoint": "glaviz.models.checkpoint",
-    "load_checkpoint": "glaviz.models.checkpoint",
-    "load_keras_weights": "glaviz.models.keras_import",
-    "fit": "glaviz.train.fit",
-    "fit_regional": "glaviz.train.strategies",
-    "finetune": "glaviz.train.strategies",
-    "adapt_region": "glaviz.train.strategies",
-    "predict": "glaviz.inference.predict_scene",
-    "predict_many": "glaviz.inference.distributed",
-    "calibrate": "glaviz.inference.calibrate",
-    "to_outlines": "glaviz.vector",
-    "export_outlines": "glaviz.vector",
-    "confidence_bands": "glaviz.vector",
-    "evaluate": "glaviz.evaluation",
-    "evaluate_benchmark": "glaviz.evaluation",
-    "compare_outlines": "glaviz.compare",
-    "summarise_against_experts": "glaviz.compare",
-    "open_prediction": "glaviz.inference.sinks",
-    "report": "glaviz.reports",
-    "run_notebook": "glaviz.reports",
-    "compare_map": "glaviz.viz.maps",
-    "save_html": "glaviz.viz.html",
-}
-_SUBMODULES = (
-    "catalog",
-    "errors",
-    "data",
-    "models",
-    "train",
-    "inference",
-    "metrics",
-    "calibration",
-    "vector",
-    "evaluation",
-    "compare",
-    "viz",
-    "reports",
-)
-
-__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"glaviz.{name}")
-    raise AttributeError(f"module 'glaviz' has no attribute {name!r}")
+__getattr__, _lazy_dir, _lazy_all = lazy_loader.attach_stub(__name__, __file__)
+__all__ = sorted([*_lazy_all, "__version__"])
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return list(__all__)

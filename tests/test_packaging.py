@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import tomllib
 import yaml
+
+import glaviz
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -55,3 +58,29 @@ def test_makefile_installs_pinned_torch_first():
 def test_no_torchvision_family_dependency():
     deps = {_name(d) for d in PYPROJECT["project"]["dependencies"]}
     assert not deps & {"torchvision", "timm", "segmentation-models-pytorch"}
+
+
+def test_stubs_and_py_typed_ship():
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    for path in [*(ROOT / "glaviz").rglob("*.pyi"), ROOT / "glaviz" / "py.typed"]:
+        package = ".".join(path.parent.relative_to(ROOT).parts)
+        assert any(path.match(f"{package.replace('.', '/')}/{g}") for g in data.get(package, [])), (
+            path
+        )
+
+
+def test_one_version_source():
+    """pyproject reads the version from the package, statically (a literal, no import)."""
+    assert "version" not in PYPROJECT["project"]
+    assert PYPROJECT["project"]["dynamic"] == ["version"]
+    attr = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    module, name = attr.rsplit(".", 1)
+    init = ROOT.joinpath(*module.split("."), "__init__.py")
+    literals = [
+        node.value.value
+        for node in ast.parse(init.read_text()).body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == [name]
+        and isinstance(node.value, ast.Constant)
+    ]
+    assert literals == [glaviz.__version__]

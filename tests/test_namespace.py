@@ -1,0 +1,64 @@
+"""The lazy top-level namespaces: one list of names (the ``__init__.pyi`` stubs), light imports."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import glaviz
+import glaviz.viz
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stub_names(package: str) -> dict[str, str]:
+    """Public name -> module it comes from, read from the package's ``__init__.pyi``."""
+    path = ROOT.joinpath(*package.split("."), "__init__.pyi")
+    names = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 1, f"{path}: only `from .x import y` is read at run time"
+            for alias in node.names:
+                assert alias.asname is None, f"{path}: {alias.name} renamed"
+                names[alias.name] = f"{package}.{node.module}" if node.module else package
+    return names
+
+
+@pytest.mark.parametrize("package", ["glaviz", "glaviz.viz"])
+def test_the_stub_is_the_namespace(package):
+    module = importlib.import_module(package)
+    names = _stub_names(package)
+    extra = {"__version__"} if package == "glaviz" else set()
+    assert sorted(module.__all__) == module.__all__
+    assert set(module.__all__) == set(names) | extra
+    assert dir(module) == module.__all__
+    for name, source in names.items():
+        value = getattr(module, name)
+        if source == package:  # a submodule
+            assert value is importlib.import_module(f"{package}.{name}")
+        else:
+            assert value is getattr(importlib.import_module(source), name), name
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
+def test_import_glaviz_is_light():
+    code = (
+        "import sys, glaviz, glaviz.viz; "
+        "heavy = ('numpy', 'torch', 'xarray', 'rasterio', 'pandas', 'geopandas', 'ipyleaflet', "
+        "'holoviews', 'glaviz.data', 'glaviz.viz.maps'); "
+        "print([m for m in heavy if m in sys.modules]); "
+        "glaviz.scale; print('xarray' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True False"]
+
+
+def test_version():
+    assert isinstance(glaviz.__version__, str) and glaviz.__version__[0].isdigit()
+    assert "__version__" in dir(glaviz)
