@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -37,6 +37,9 @@ from pyproj import CRS
 from shapely.geometry import shape
 
 from glaviz.errors import MissingCRSError
+
+#: What :meth:`pyproj.CRS.from_user_input` accepts: a CRS, "EPSG:32645", 32645, a PROJ dict.
+CRSLike: TypeAlias = CRS | str | int | dict[str, Any]
 
 __all__ = [
     "area_km2",
@@ -56,7 +59,9 @@ DRIVERS: dict[str, str] = {
 SHAPEFILE_PARTS: tuple[str, ...] = (".dbf", ".shx", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".shp")
 
 
-def area_km2(geometries: gpd.GeoSeries | gpd.GeoDataFrame, *, crs: Any = None) -> np.ndarray:
+def area_km2(
+    geometries: gpd.GeoSeries | gpd.GeoDataFrame, *, crs: CRSLike | None = None
+) -> np.ndarray:
     """Area of each geometry in km².
 
     Parameters
@@ -192,7 +197,7 @@ def to_outlines(
     simplify: float | None = None,
     min_area: float = 0.0,
     connectivity: int = 4,
-    area_crs: Any = None,
+    area_crs: CRSLike | None = None,
 ) -> gpd.GeoDataFrame:
     """Polygonise a mask: one polygon per connected region of ``value``, holes kept.
 
@@ -256,7 +261,10 @@ def confidence_bands(
     threshold: float = 0.95,
     *,
     valid: xr.DataArray | np.ndarray | None = None,
-    **kwargs: Any,
+    simplify: float | None = None,
+    min_area: float = 0.0,
+    connectivity: int = 4,
+    area_crs: CRSLike | None = None,
 ) -> gpd.GeoDataFrame:
     """Polygons of the pixels whose (calibrated) confidence is below ``threshold``.
 
@@ -269,8 +277,8 @@ def confidence_bands(
         Pixels with ``confidence < threshold`` form the bands (the paper's 0.95).
     valid : array-like of bool, optional
         Pixels that count; NaN confidence never does.
-    **kwargs
-        ``simplify``, ``min_area`` (km²), ``connectivity``, ``area_crs`` as :func:`to_outlines`.
+    simplify, min_area, connectivity, area_crs
+        As :func:`to_outlines` (``min_area`` in km²).
 
     Returns
     -------
@@ -306,13 +314,11 @@ def confidence_bands(
         selected,
         transform,
         crs,
-        connectivity=kwargs.pop("connectivity", 4),
-        simplify=kwargs.pop("simplify", None),
-        min_area=kwargs.pop("min_area", 0.0),
-        area_crs=kwargs.pop("area_crs", None),
+        connectivity=connectivity,
+        simplify=simplify,
+        min_area=min_area,
+        area_crs=area_crs,
     )
-    if kwargs:
-        raise TypeError(f"confidence_bands: unexpected keyword argument(s) {sorted(kwargs)}")
     out.attrs["threshold"] = float(threshold)
     return out
 

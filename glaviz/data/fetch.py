@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import overload
 
 import pooch
 
@@ -130,6 +131,14 @@ def _siblings(ds: SampleDataset, fname: str) -> list[str]:
     return [f for f in ds.files if f.rpartition(".")[0] == stem]
 
 
+@overload
+def fetch(name: str, file: None = None) -> dict[str, Path]: ...
+
+
+@overload
+def fetch(name: str, file: str) -> Path: ...
+
+
 def fetch(name: str, file: str | None = None) -> Path | dict[str, Path]:
     """Local paths of a sample dataset's files, from the mirror or the cache.
 
@@ -160,12 +169,15 @@ def fetch(name: str, file: str | None = None) -> Path | dict[str, Path]:
     >>> path = fetch("everest_landsat7", "LE71400412000304SGS00_B4.tif")
     >>> path.name
     'LE71400412000304SGS00_B4.tif'
+    >>> files = fetch("everest_landsat7")  # no file: every file, by name
+    >>> files["LE71400412000304SGS00_B4.tif"] == path
+    True
     """
     ds = _dataset(name)
     if file is not None and file not in ds.files:
         raise KeyError(f"sample {name!r} has no file {file!r}; files: {sorted(ds.files)}")
     wanted = list(ds.files) if file is None else _siblings(ds, file)
-    paths = {}
+    paths: dict[str, Path] = {}
     for f in wanted:
         local = _from_mirror(ds, f)
         if local is None and file is None and ds.files[f].remote is None:
