@@ -1,4 +1,11 @@
-"""Models: GlaViTU (a faithful PyTorch port), its building blocks and the Keras weight importer.
+"""Models: GlaViTU (a faithful PyTorch port), the baselines, their blocks and the Keras importer.
+
+Layout (each module imports only the ones above it): :mod:`~glaviz.models.fused` (tensor
+functions), :mod:`~glaviz.models.blocks` (layers), :mod:`~glaviz.models.base` (the
+:class:`FusionModel` every model subclasses), the models (:mod:`~glaviz.models.glavitu`,
+:mod:`~glaviz.models.resunet`, :mod:`~glaviz.models.setr`, :mod:`~glaviz.models.transunet`,
+:mod:`~glaviz.models.deeplab`), :mod:`~glaviz.models.registry` (the name -> builder table),
+:mod:`~glaviz.models.checkpoint`.
 
 Examples
 --------
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from glaviz.models.base import FusionModel
 from glaviz.models.blocks import FusionBlock, LocationEncoder
 from glaviz.models.checkpoint import (
     CheckpointError,
@@ -24,7 +32,6 @@ from glaviz.models.checkpoint import (
 from glaviz.models.deeplab import DeepLabV3Plus
 from glaviz.models.glavitu import GlaViTU, count_parameters_keras_style
 from glaviz.models.registry import (
-    FusionModel,
     RegistryError,
     available_models,
     build,

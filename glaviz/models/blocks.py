@@ -27,18 +27,19 @@ torch.Size([2, 16])
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glaviz.models.fused import (
-    conv_bn,
-    conv_bn_act,
+    conv2d_same,
+    conv_leaky_relu,
     fold_batch_norm,
-    is_nhwc,
     pointwise_conv_add,
-    uses_running_stats,
+    same_padding,
+    upsample_conv2x2,
 )
 
 __all__ = [
@@ -56,12 +57,12 @@ __all__ = [
     "SqueezeExcitation",
     "TransformerBlock",
     "UpConv",
-    "check_model_inputs",
     "conv_bn",
-    "pointwise_conv_add",
-    "fold_batch_norm",
+    "conv_bn_act",
+    "fold_bn",
     "keras_batch_norm",
     "keras_layer_norm",
+    "uses_running_stats",
 ]
 
 #: Keras ``BatchNormalization`` default epsilon.
@@ -106,8 +107,8 @@ class Conv2dSame(nn.Conv2d):
     """Stride-1 convolution with Keras ``padding='same'``.
 
     Odd (square) kernels pad symmetrically (native PyTorch padding, no copy). Even kernels need
-    one more row/column of zeros at the bottom/right than at the top/left, as in TensorFlow; that
-    asymmetric part is applied with :func:`torch.nn.functional.pad`.
+    one more row/column of zeros at the bottom/right than at the top/left, as in TensorFlow
+    (:func:`glaviz.models.fused.conv2d_same`).
 
     Examples
     --------
@@ -120,21 +121,85 @@ class Conv2dSame(nn.Conv2d):
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True
     ) -> None:
-        total = kernel_size - 1
-        before = total // 2
+        before, _ = same_padding(kernel_size)
         super().__init__(in_channels, out_channels, kernel_size, padding=before, bias=bias)
-        after = total - before
-        # Extra zero padding at the bottom/right (F.pad order: left, right, top, bottom).
-        self._extra_pad = (0, after - before, 0, after - before) if after != before else None
-
-    def conv_with(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        """This convolution's geometry (padding included) with other weights."""
-        if self._extra_pad is not None:
-            x = F.pad(x, self._extra_pad)
-        return self._conv_forward(x, weight, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv_with(x, self.weight, self.bias)
+        return conv2d_same(x, self.weight, self.bias)
+
+
+def uses_running_stats(bn: nn.Module) -> bool:
+    """True when ``bn`` normalises with its running statistics (inference mode).
+
+    Examples
+    --------
+    >>> uses_running_stats(keras_batch_norm(4).eval()), uses_running_stats(keras_batch_norm(4))
+    (True, False)
+    """
+    return not bn.training and getattr(bn, "running_mean", None) is not None
+
+
+def fold_bn(
+    weight: Tensor, bias: Tensor | None, bn: nn.BatchNorm1d | nn.BatchNorm2d
+) -> tuple[Tensor, Tensor]:
+    """``bn``'s running statistics folded into a layer's ``weight`` and ``bias``.
+
+    :func:`glaviz.models.fused.fold_batch_norm` over the module's tensors.
+
+    Examples
+    --------
+    >>> import torch
+    >>> conv, bn = torch.nn.Conv2d(3, 4, 1), keras_batch_norm(4).eval()
+    >>> w, b = fold_bn(conv.weight, conv.bias, bn)
+    >>> x = torch.rand(1, 3, 4, 4)
+    >>> torch.allclose(bn(conv(x)), torch.nn.functional.conv2d(x, w, b), atol=1e-5)
+    True
+    """
+    mean, var = bn.running_mean, bn.running_var
+    assert mean is not None and var is not None
+    return fold_batch_norm(weight, bias, mean, var, bn.eps, bn.weight, bn.bias)
+
+
+def conv_bn(x: Tensor, conv: Conv2dSame, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> Tensor:
+    """``bn(conv(x))``; in inference mode the BatchNorm is folded into the convolution.
+
+    Folding saves a full pass over the feature map; parameters and state dict are unchanged.
+
+    Examples
+    --------
+    >>> import torch
+    >>> conv, bn = Conv2dSame(3, 4, 3), keras_batch_norm(4).eval()
+    >>> x = torch.rand(1, 3, 8, 8)
+    >>> torch.allclose(conv_bn(x, conv, bn), bn(conv(x)), atol=1e-5)
+    True
+    """
+    if uses_running_stats(bn):
+        return conv2d_same(x, *fold_bn(conv.weight, conv.bias, bn))
+    return bn(conv(x))
+
+
+def conv_bn_act(
+    x: Tensor, conv: Conv2dSame, bn: nn.BatchNorm1d | nn.BatchNorm2d, negative_slope: float
+) -> Tensor:
+    """``leaky_relu(bn(conv(x)), negative_slope)``; one oneDNN call in CPU inference.
+
+    In inference mode the BatchNorm is folded and :func:`glaviz.models.fused.conv_leaky_relu`
+    applies the activation as the convolution's post-op; otherwise the plain sequence.
+
+    Examples
+    --------
+    >>> import torch
+    >>> conv, bn = Conv2dSame(4, 6, 3), keras_batch_norm(6).eval()
+    >>> x = torch.randn(2, 4, 9, 9)
+    >>> with torch.no_grad():
+    ...     y = conv_bn_act(x, conv, bn, 0.2)
+    ...     ref = torch.nn.functional.leaky_relu(bn(conv(x)), 0.2)
+    >>> torch.allclose(y, ref, atol=1e-5)
+    True
+    """
+    if uses_running_stats(bn):
+        return conv_leaky_relu(x, *fold_bn(conv.weight, conv.bias, bn), negative_slope)
+    return F.leaky_relu(bn(conv(x)), negative_slope, inplace=True)  # a fresh tensor
 
 
 class ConvBNAct(nn.Module):
@@ -142,8 +207,8 @@ class ConvBNAct(nn.Module):
 
     The Keras ``ConvBatchNormAct_x2`` block; LeakyReLU slope 0.2 (``tf.nn.leaky_relu``); channel
     dropout ``dropout`` after the second activation (0 disables it). ``act`` holds the slope;
-    ``forward`` applies it through :func:`glaviz.models.fused.conv_bn_act` (one oneDNN call in
-    CPU inference), so hooks on ``act`` do not fire.
+    ``forward`` applies it through :func:`conv_bn_act` (one oneDNN call in CPU
+    inference), so hooks on ``act`` do not fire.
 
     Examples
     --------
@@ -302,7 +367,8 @@ class FusionBlock(nn.Module):
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         self.check_inputs(inputs)
         out: Tensor | None = None
-        for name, branch in self.branches.items():
+        for name, module in self.branches.items():
+            branch = cast(FusionBranch, module)
             y = branch.conv(inputs[name])
             gate = branch.se.gate(y)
             # Gate and sum in one pass per branch (addcmul), the same sum as Keras'.
@@ -353,67 +419,6 @@ class LocationEncoder(nn.Module):
         return self.act(self.bn2(self.dense2(x)))
 
 
-def check_model_inputs(
-    owner: str,
-    inputs: Mapping[str, Tensor],
-    fusion: FusionBlock,
-    location_encoder: LocationEncoder | None,
-    location_encoding: str,
-) -> int:
-    """The input checks of every fused model; returns the batch size.
-
-    ``inputs`` must be a mapping with every fusion group at its channel count, one batch size,
-    no unexpected key, and ``"location"`` ``(B, L)`` exactly when ``location_encoder`` is set.
-    The models add their own spatial rules. Errors name ``owner`` or the offending group.
-
-    Examples
-    --------
-    >>> import torch
-    >>> fusion = FusionBlock({"dem": 2}, 4)
-    >>> check_model_inputs("M", {"dem": torch.zeros(3, 2, 8, 8)}, fusion, None, "none")
-    3
-    >>> check_model_inputs("M", {"dem": torch.zeros(3, 2, 8, 8), "sar": torch.zeros(3, 2, 8, 8)},
-    ...                    fusion, None, "none")
-    Traceback (most recent call last):
-    ...
-    ValueError: unexpected input group 'sar' (expected groups: ['dem'])
-    """
-    if not isinstance(inputs, Mapping):
-        raise TypeError(
-            f"{owner} takes a mapping of input groups to tensors, got {type(inputs).__name__}"
-        )
-    expected = list(fusion.in_channels)
-    allowed = set(expected) | ({"location"} if location_encoder is not None else set())
-    for name in inputs:
-        if name not in allowed:
-            hint = (
-                " (this model has no location encoding)"
-                if name == "location"
-                else f" (expected groups: {expected})"
-            )
-            raise ValueError(f"unexpected input group {name!r}{hint}")
-    fusion.check_inputs(inputs)
-    batch = int(inputs[expected[0]].shape[0])
-    for name in expected[1:]:
-        if inputs[name].shape[0] != batch:
-            raise ValueError(
-                f"input group {name!r} has batch size {inputs[name].shape[0]}, the others {batch}"
-            )
-    if location_encoder is not None:
-        n = location_encoder.in_features
-        if "location" not in inputs:
-            raise ValueError(
-                f"input 'location' (B, {n}) is missing: the model was built with "
-                f"location_encoding={location_encoding!r}"
-            )
-        if tuple(inputs["location"].shape) != (batch, n):
-            raise ValueError(
-                f"input 'location' must have shape ({batch}, {n}), "
-                f"got {tuple(inputs['location'].shape)}"
-            )
-    return batch
-
-
 class ResidualBlock(nn.Module):
     """:class:`ConvBNAct` plus a bias-free 1x1 projection of the input (always applied).
 
@@ -430,16 +435,14 @@ class ResidualBlock(nn.Module):
         self.proj = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return pointwise_conv_add(self.conv(x), x, self.proj, inplace=True)
+        return pointwise_conv_add(self.conv(x), x, self.proj.weight, self.proj.bias, inplace=True)
 
 
 class UpConv(nn.Module):
     """U-Net up step: nearest x2 upsampling -> conv 2x2 'same' (no bias) -> BatchNorm.
 
-    Computed without materialising the upsampled map: each of the four output phases
-    ``(2i + a, 2j + b)`` is a convolution of the low-resolution input whose kernel sums the taps
-    that land on the same source pixel (1x1 for phase (0, 0), 1x2, 2x1 and 2x2 for the others;
-    the 'same' zero padding is at the bottom/right). Exactly the same function as the direct form
+    Computed without materialising the upsampled map, by phases
+    (:func:`glaviz.models.fused.upsample_conv2x2`): exactly the same function as the direct form
     (:meth:`forward_reference`) with 9/16 of its multiply-adds.
 
     Examples
@@ -468,35 +471,10 @@ class UpConv(nn.Module):
 
         In inference mode the concatenation is written in place (no extra copy).
         """
-        fold = uses_running_stats(self.bn)
-        if fold:
-            w, b = fold_batch_norm(self.conv.weight, None, self.bn)
-        else:
-            w, b = self.conv.weight, None
-        rows = w.sum(dim=2, keepdim=True)  # (out, in, 1, 2): phase a = 0, both rows -> i
-        y00 = F.conv2d(x, rows.sum(dim=3, keepdim=True), b)
-        y01 = F.conv2d(x, rows, b, padding=(0, 1))[:, :, :, 1:]
-        y10 = F.conv2d(x, w.sum(dim=3, keepdim=True), b, padding=(1, 0))[:, :, 1:, :]
-        y11 = F.conv2d(x, w, b, padding=1)[:, :, 1:, 1:]
-        n, c, h, wd = y00.shape
-        c_total = c + (skip.shape[1] if skip is not None and fold else 0)
-        phases = ((0, 0, y00), (0, 1, y01), (1, 0, y10), (1, 1, y11))
-        if is_nhwc(x):
-            buf = y00.new_empty((n, h, 2, wd, 2, c_total))
-            for a, b_, y in phases:
-                buf[:, :, a, :, b_, :c] = y.permute(0, 2, 3, 1)
-            out = buf.view(n, 2 * h, 2 * wd, c_total).permute(0, 3, 1, 2)
-        else:
-            buf = y00.new_empty((n, c_total, h, 2, wd, 2))
-            for a, b_, y in phases:
-                buf[:, :c, :, a, :, b_] = y
-            out = buf.view(n, c_total, 2 * h, 2 * wd)
-        if not fold:
-            out = self.bn(out)
-            return out if skip is None else torch.cat([out, skip.to(out.dtype)], dim=1)
-        if skip is not None:
-            out[:, c:] = skip
-        return out
+        if uses_running_stats(self.bn):  # BatchNorm folded, skip written into the buffer
+            return upsample_conv2x2(x, *fold_bn(self.conv.weight, None, self.bn), skip=skip)
+        out = self.bn(upsample_conv2x2(x, self.conv.weight, None))
+        return out if skip is None else torch.cat([out, skip.to(out.dtype)], dim=1)
 
 
 class PatchEmbedding(nn.Module):

@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaviz.models.base import FusionModel, LocationEncoding
 from glaviz.models.blocks import keras_batch_norm
-from glaviz.models.glavitu import LocationEncoding
-from glaviz.models.registry import FusionModel, register_model
 from glaviz.models.resnest import RESNEST101_LAYERS, ResNeSt
 
 __all__ = ["ASPP", "DeepLabV3Plus"]
@@ -105,7 +104,6 @@ class ASPP(nn.Module):
         return self.dropout(self.project(torch.cat(outs, dim=1)))
 
 
-@register_model("deeplabv3plus")
 class DeepLabV3Plus(FusionModel):
     """DeepLabv3+ with ResNeSt-101 (about 63.2 M parameters) behind the GlaViTU fusion block.
 
@@ -253,11 +251,3 @@ class DeepLabV3Plus(FusionModel):
         high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
         y = self.head(self.decoder(torch.cat([high, low], dim=1)))
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
-
-
-register_model(
-    "deeplabv3plus-small",
-    DeepLabV3Plus,
-    factory=DeepLabV3Plus.small,
-    description="DeepLabv3+ (ResNeSt), small configuration for CPU and tests",
-)

@@ -28,25 +28,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaviz.models.base import (
+    DEFAULT_LOCATION_FEATURES,
+    FusionModel,
+    LocationEncoding,
+    check_input_config,
+)
 from glaviz.models.blocks import (
     Conv2dSame,
-    FusionBlock,
-    LocationEncoder,
     PatchEmbedding,
     ResidualBlock,
     TransformerBlock,
     UpConv,
-    check_model_inputs,
     conv_bn,
     keras_batch_norm,
-    pointwise_conv_add,
 )
+from glaviz.models.fused import pointwise_conv_add
 
 __all__ = [
     "DEFAULT_LOCATION_FEATURES",
@@ -54,46 +57,9 @@ __all__ = [
     "LocationEncoding",
     "ResUNetBranch",
     "SETRBranch",
+    "check_input_config",
     "count_parameters_keras_style",
 ]
-
-LocationEncoding = Literal["none", "region", "coordinates"]
-
-#: Default location vector length: 11 regions + "unknown" slot, or sin/cos of lat/lon.
-DEFAULT_LOCATION_FEATURES: dict[str, int] = {"region": 12, "coordinates": 4}
-
-
-def check_input_config(
-    input_channels: Mapping[str, int] | None,
-    location_encoding: str,
-    location_features: int | None,
-) -> tuple[dict[str, int], int | None]:
-    """Validate the input arguments shared by every model: groups and location encoding.
-
-    Returns the input channels as a plain dict (default optical 6 + dem 2) and the location
-    vector length (the encoding's default when not given, ``None`` without encoding).
-
-    Examples
-    --------
-    >>> check_input_config(None, "region", None)
-    ({'optical': 6, 'dem': 2}, 12)
-    """
-    if input_channels is None:
-        input_channels = {"optical": 6, "dem": 2}
-    channels = {str(k): int(v) for k, v in input_channels.items()}
-    if "location" in channels:
-        raise ValueError("'location' is reserved for the location vector, not an image group")
-    if location_encoding not in ("none", "region", "coordinates"):
-        raise ValueError(
-            "location_encoding must be 'none', 'region' or 'coordinates', "
-            f"got {location_encoding!r}"
-        )
-    if location_encoding == "none":
-        if location_features is not None:
-            raise ValueError("location_features given but location_encoding is 'none'")
-    elif location_features is None:
-        location_features = DEFAULT_LOCATION_FEATURES[location_encoding]
-    return channels, location_features
 
 
 class SETRBranch(nn.Module):
@@ -156,7 +122,7 @@ class SETRBranch(nn.Module):
         y = tokens.transpose(1, 2).reshape(b, c, self.grid, self.grid)
         last = len(self.decoder_convs) - 1
         for i, (conv, bn) in enumerate(zip(self.decoder_convs, self.decoder_bns)):
-            y = conv_bn(y, conv, bn)
+            y = conv_bn(y, cast(Conv2dSame, conv), cast(nn.BatchNorm2d, bn))
             if i == last:
                 y = self.decoder_out(y)
             y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
@@ -226,10 +192,10 @@ class ResUNetBranch(nn.Module):
             x = dec(up(x, skip))
         if residual is None:
             return self.out(x)
-        return pointwise_conv_add(residual, x, self.out)
+        return pointwise_conv_add(residual, x, self.out.weight, self.out.bias)
 
 
-class GlaViTU(nn.Module):
+class GlaViTU(FusionModel):
     """GlaViTU: fusion block, optional location encoding, SETR branch, residual U-Net.
 
     Parameters
@@ -295,10 +261,6 @@ class GlaViTU(nn.Module):
         deep_supervision: bool = True,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        input_channels, location_features = check_input_config(
-            input_channels, location_encoding, location_features
-        )
         unet_widths = tuple(int(w) for w in unet_widths)
         if not unet_widths:
             raise ValueError("unet_widths must hold at least one level")
@@ -313,37 +275,32 @@ class GlaViTU(nn.Module):
             )
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-
-        self._config: dict[str, Any] = {
-            "input_channels": dict(input_channels),
-            "location_encoding": location_encoding,
-            "location_features": None if location_features is None else int(location_features),
-            "n_classes": int(n_classes),
-            "width": int(width),
-            "unet_widths": list(unet_widths),
-            "bottleneck_width": int(bottleneck_width),
-            "transformer_depth": int(transformer_depth),
-            "num_heads": int(num_heads),
-            "mlp_dim": int(mlp_dim),
-            "patch_size": int(patch_size),
-            "tile_size": int(tile_size),
-            "deep_supervision": bool(deep_supervision),
-            "dropout": float(dropout),
-        }
-        self.input_channels: dict[str, int] = dict(input_channels)
-        self.location_encoding: str = location_encoding
+        super().__init__(
+            input_channels=input_channels,
+            location_encoding=location_encoding,
+            location_features=location_features,
+            fusion_width=width,
+            dropout=dropout,
+        )
+        self._set_config(
+            n_classes=int(n_classes),
+            width=int(width),
+            unet_widths=list(unet_widths),
+            bottleneck_width=int(bottleneck_width),
+            transformer_depth=int(transformer_depth),
+            num_heads=int(num_heads),
+            mlp_dim=int(mlp_dim),
+            patch_size=int(patch_size),
+            tile_size=int(tile_size),
+            deep_supervision=bool(deep_supervision),
+            dropout=float(dropout),
+        )
         self.tile_size = int(tile_size)
         self.n_classes = int(n_classes)
         #: Run the convolutions in channels-last layout (inputs are converted on entry); faster
         #: with oneDNN on CPU and with tensor cores on GPU. Not part of :attr:`config`.
         self.channels_last: bool = True
 
-        self.fusion = FusionBlock(input_channels, width, dropout=dropout)
-        self.location_encoder = (
-            LocationEncoder(location_features, width) if location_features is not None else None
-        )
         self.setr = SETRBranch(
             width,
             tile_size,
@@ -359,19 +316,6 @@ class GlaViTU(nn.Module):
         self.reset_parameters()
 
     # ------------------------------------------------------------------ construction helpers
-    @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments (a JSON-serialisable copy); ``GlaViTU(**config)`` rebuilds."""
-        cfg = dict(self._config)
-        cfg["input_channels"] = dict(cfg["input_channels"])
-        cfg["unet_widths"] = list(cfg["unet_widths"])
-        return cfg
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """Input group names, in fusion-branch order."""
-        return tuple(self.input_channels)
-
     @classmethod
     def small(cls, **overrides: Any) -> GlaViTU:
         """A small configuration for tests and CPU training (about 0.6 M parameters).
@@ -403,25 +347,15 @@ class GlaViTU(nn.Module):
 
         The position embedding is drawn from N(0, 0.02).
         """
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                m.reset_parameters()
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        super().reset_parameters()
         nn.init.normal_(self.setr.pos_embed, std=0.02)
 
     # ------------------------------------------------------------------ forward
-    def check_inputs(self, inputs: Mapping[str, Tensor]) -> None:
-        """Raise :class:`ValueError` for inputs this model cannot take.
+    def check_sizes(self, inputs: Mapping[str, Tensor]) -> None:
+        """GlaViTU's size rule: every group ``(B, C, tile_size, tile_size)``.
 
-        Checks: every group present, no unexpected key, ``(B, C, tile_size, tile_size)`` with
-        the configured ``C``, one batch size, and ``inputs["location"]`` ``(B, L)`` exactly when a
-        location encoding is configured.
+        The other input checks (groups, channels, batch, location) are
+        :meth:`~glaviz.models.base.FusionModel.check_inputs`'.
 
         Examples
         --------
@@ -432,9 +366,6 @@ class GlaViTU(nn.Module):
         ...
         ValueError: input group 'dem' has spatial size 32 x 32 but the model takes 64 x 64 tiles ...
         """
-        check_model_inputs(
-            "GlaViTU", inputs, self.fusion, self.location_encoder, self.location_encoding
-        )
         for name in self.input_channels:
             h, w = inputs[name].shape[-2:]
             if h != self.tile_size or w != self.tile_size:
@@ -444,21 +375,20 @@ class GlaViTU(nn.Module):
                     "fixes the size); pad or window larger/smaller inputs, as predict does"
                 )
 
+    def prepare_inputs(self, inputs: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        """The image groups in channels-last layout when :attr:`channels_last` is set."""
+        if not self.channels_last:
+            return inputs
+        fmt = torch.channels_last
+        return {k: v.contiguous(memory_format=fmt) if v.ndim == 4 else v for k, v in inputs.items()}
+
     def forward_features(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Return ``(final_features, stage3_features)``, both ``(B, width, H, W)``.
 
         ``stage3_features`` (fused map + SETR branch) feeds the deep-supervision head; the
         final features (stage 3 + residual U-Net) feed the main head.
         """
-        self.check_inputs(inputs)
-        if self.channels_last:
-            fmt = torch.channels_last
-            inputs = {
-                k: v.contiguous(memory_format=fmt) if v.ndim == 4 else v for k, v in inputs.items()
-            }
-        x = self.fusion(inputs)
-        if self.location_encoder is not None:
-            x = x + self.location_encoder(inputs["location"])[:, :, None, None]
+        x = self.fuse(inputs)
         x = x + self.setr(x)
         return self.unet(x, residual=x), x
 

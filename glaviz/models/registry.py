@@ -1,4 +1,4 @@
-"""One registry for GlaViTU and the baselines, and the conventions every registered model follows.
+"""The model table: registry names -> builders, and the conventions every model follows.
 
 A registered model is a :class:`torch.nn.Module` class with a keyword-only constructor and a
 JSON-serialisable ``config`` property such that ``build(name, **model.config)`` rebuilds it. Its
@@ -7,11 +7,11 @@ JSON-serialisable ``config`` property such that ``build(name, **model.config)`` 
 ``(B, n_classes, H, W)``. Checkpoints (:mod:`glaviz.models.checkpoint`) store the registry name and
 the config, so they rebuild the model without any other flag.
 
-Registered names: ``"glavitu"``, ``"resunet"``, ``"setr"``, ``"transunet"``, ``"deeplabv3plus"``,
-and ``"<name>-small"`` presets of each (small widths and depths for CPU and tests).
-
-:class:`FusionModel` is the common base of the baselines: the GlaViTU fusion block, the optional
-location encoding added after it, input checks and the ``config`` property.
+The built-in names are one static table in this module, which imports the models (no model
+module imports the registry): ``"glavitu"``, ``"resunet"``, ``"setr"``, ``"transunet"``,
+``"deeplabv3plus"``, and ``"<name>-small"`` presets of each (small widths and depths for CPU and
+tests). :func:`register_model` adds other models at run time. The shared base of the models is
+:class:`glaviz.models.base.FusionModel`.
 
 Examples
 --------
@@ -27,23 +27,23 @@ True
 
 from __future__ import annotations
 
-import copy
 import difflib
-import importlib
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from torch import Tensor, nn
+from torch import nn
 
 from glaviz.errors import RegistryError
-from glaviz.models.blocks import FusionBlock, LocationEncoder, check_model_inputs
-from glaviz.models.glavitu import LocationEncoding, check_input_config
+from glaviz.models.deeplab import DeepLabV3Plus
+from glaviz.models.glavitu import GlaViTU
+from glaviz.models.resunet import ResUNet
+from glaviz.models.setr import SETR
+from glaviz.models.transunet import TransUNet
 
 __all__ = [
-    "FusionModel",
     "ModelSpec",
     "RegistryError",
     "available_models",
@@ -54,13 +54,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-# Modules whose import registers the built-in models (imported on first registry use).
-_BUILTIN_MODULES = (
-    "glaviz.models.resunet",
-    "glaviz.models.setr",
-    "glaviz.models.transunet",
-    "glaviz.models.deeplab",
-)
 
 M = TypeVar("M", bound=type)
 
@@ -102,8 +95,44 @@ class ModelSpec:
         ]
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_BUILTINS_LOADED = False
+def _summary(cls: type) -> str:
+    doc = (inspect.getdoc(cls) or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+#: The built-in models: name -> class, builder (the class or a preset) and description.
+_BUILTIN: tuple[ModelSpec, ...] = (
+    ModelSpec("glavitu", GlaViTU, GlaViTU, "GlaViTU (about 10.0 M parameters)"),
+    ModelSpec(
+        "glavitu-small",
+        GlaViTU,
+        GlaViTU.small,
+        "GlaViTU, small configuration for CPU and tests (about 0.6 M parameters)",
+    ),
+    ModelSpec("resunet", ResUNet, ResUNet, _summary(ResUNet)),
+    ModelSpec(
+        "resunet-small", ResUNet, ResUNet.small, "ResU-Net, small configuration for CPU and tests"
+    ),
+    ModelSpec("setr", SETR, SETR, _summary(SETR)),
+    ModelSpec("setr-small", SETR, SETR.small, "SETR, small configuration for CPU and tests"),
+    ModelSpec("transunet", TransUNet, TransUNet, _summary(TransUNet)),
+    ModelSpec(
+        "transunet-small",
+        TransUNet,
+        TransUNet.small,
+        "TransUNet, small configuration for CPU and tests",
+    ),
+    ModelSpec("deeplabv3plus", DeepLabV3Plus, DeepLabV3Plus, _summary(DeepLabV3Plus)),
+    ModelSpec(
+        "deeplabv3plus-small",
+        DeepLabV3Plus,
+        DeepLabV3Plus.small,
+        "DeepLabv3+ (ResNeSt), small configuration for CPU and tests",
+    ),
+)
+
+# The table: the built-ins plus what register_model adds at run time.
+_REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _BUILTIN}
 
 
 def register_model(
@@ -158,8 +187,7 @@ def register_model(
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise RegistryError(f"register_model({name!r}) takes an nn.Module class, got {cls!r}")
         fac = factory if factory is not None else cls
-        doc = (inspect.getdoc(cls) or "").strip().splitlines()
-        spec = ModelSpec(name, cls, fac, description or (doc[0] if doc else ""))
+        spec = ModelSpec(name, cls, fac, description or _summary(cls))
         old = _REGISTRY.get(name)
         if old is not None and not _same_spec(old, spec):
             raise RegistryError(
@@ -188,24 +216,6 @@ def _same_spec(a: ModelSpec, b: ModelSpec) -> bool:
     return key(a) == key(b)
 
 
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    from glaviz.models.glavitu import GlaViTU
-
-    register_model("glavitu", GlaViTU, description="GlaViTU (about 10.0 M parameters)")
-    register_model(
-        "glavitu-small",
-        GlaViTU,
-        factory=GlaViTU.small,
-        description="GlaViTU, small configuration for CPU and tests (about 0.6 M parameters)",
-    )
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    _BUILTINS_LOADED = True
-
-
 def available_models() -> list[str]:
     """Sorted names of the registered models and presets.
 
@@ -214,7 +224,6 @@ def available_models() -> list[str]:
     >>> [n for n in available_models() if not n.endswith("-small")]
     ['deeplabv3plus', 'glavitu', 'resunet', 'setr', 'transunet']
     """
-    _load_builtins()
     return sorted(_REGISTRY)
 
 
@@ -226,7 +235,6 @@ def model_spec(name: str) -> ModelSpec:
     >>> model_spec("setr-small").cls.__name__
     'SETR'
     """
-    _load_builtins()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -286,7 +294,7 @@ def build(name: str, **config: Any) -> nn.Module:
     model = spec.factory(**config)
     if not isinstance(model, spec.cls):
         raise RegistryError(f"model {name!r} built a {type(model).__name__}, not {spec.cls}")
-    model.registry_name = registry_name(model)
+    model.registry_name = registry_name(model)  # type: ignore[assignment]
     return model
 
 
@@ -299,7 +307,6 @@ def registry_name(model: nn.Module | type) -> str:
     >>> registry_name(GlaViTU.small())
     'glavitu'
     """
-    _load_builtins()
     cls = model if isinstance(model, type) else type(model)
     candidates = [s for s in _REGISTRY.values() if s.cls is cls]
     if not candidates:
@@ -309,134 +316,3 @@ def registry_name(model: nn.Module | type) -> str:
         )
     plain = [s for s in candidates if not s.is_preset]
     return (plain or candidates)[0].name
-
-
-# ------------------------------------------------------------------------------------------
-# Common base of the baselines
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-class FusionModel(nn.Module):
-    """Base of the baselines: fusion block, optional location encoding, checks and ``config``.
-
-    Subclasses build their body after ``super().__init__`` (which creates :attr:`fusion` and
-    :attr:`location_encoder`), call :meth:`_set_config` with every other constructor argument,
-    and in ``forward`` start with ``x = self.fuse(inputs)`` (``(B, fusion_width, H, W)``).
-
-    Parameters
-    ----------
-    input_channels : Mapping[str, int], optional
-        Input groups and channels, in fusion-branch order; ``{"optical": 6, "dem": 2}`` by
-        default.
-    location_encoding : {"none", "region", "coordinates"}
-        Whether ``inputs["location"]`` ``(B, L)`` is encoded and broadcast-added to the fused
-        map, as in GlaViTU.
-    location_features : int, optional
-        ``L``: 12 (``"region"``) or 4 (``"coordinates"``) by default.
-    fusion_width : int
-        Channels of the fused map.
-    size_multiple : int
-        The model's total stride: inputs' height and width must be multiples of it.
-    dropout : float
-        Spatial dropout inside the fusion branches.
-    """
-
-    def __init__(
-        self,
-        *,
-        input_channels: Mapping[str, int] | None,
-        location_encoding: LocationEncoding,
-        location_features: int | None,
-        fusion_width: int,
-        size_multiple: int,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        input_channels, location_features = check_input_config(
-            input_channels, location_encoding, location_features
-        )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.input_channels: dict[str, int] = input_channels
-        self.location_encoding: str = location_encoding
-        self.location_features = None if location_features is None else int(location_features)
-        self.size_multiple = int(size_multiple)
-        self.fusion = FusionBlock(input_channels, fusion_width, dropout=dropout)
-        self.location_encoder = (
-            LocationEncoder(self.location_features, fusion_width)
-            if self.location_features is not None
-            else None
-        )
-        self._config: dict[str, Any] = {}
-
-    def _set_config(self, **config: Any) -> None:
-        self._config = {
-            "input_channels": dict(self.input_channels),
-            "location_encoding": self.location_encoding,
-            "location_features": self.location_features,
-            **_jsonable(config),
-        }
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments (a JSON-serialisable copy); ``type(m)(**m.config)`` rebuilds."""
-        return copy.deepcopy(self._config)
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """Input group names, in fusion-branch order."""
-        return tuple(self.input_channels)
-
-    def reset_parameters(self) -> None:
-        """Keras-like initialisation: Glorot-uniform kernels, zero biases, norms at identity."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)):
-                m.reset_parameters()
-
-    def check_inputs(self, inputs: Mapping[str, Tensor]) -> None:
-        """Raise :class:`ValueError` for inputs the model cannot take.
-
-        Checks: every group present with its channels, no unexpected key, one batch size and
-        one spatial size, height and width multiples of :attr:`size_multiple`, and
-        ``inputs["location"]`` ``(B, L)`` exactly when a location encoding is configured.
-        """
-        check_model_inputs(
-            type(self).__name__, inputs, self.fusion, self.location_encoder,
-            self.location_encoding,
-        )  # fmt: skip
-        expected = list(self.input_channels)
-        first = inputs[expected[0]]
-        h, w = first.shape[-2:]
-        for name in expected[1:]:
-            x = inputs[name]
-            if x.shape[-2:] != first.shape[-2:]:
-                raise ValueError(
-                    f"input group {name!r} has shape {tuple(x.shape)} but {expected[0]!r} has "
-                    f"{tuple(first.shape)}: all groups need one batch size and one grid"
-                )
-        m = self.size_multiple
-        if h % m or w % m:
-            raise ValueError(
-                f"{type(self).__name__} takes inputs whose height and width are multiples of {m} "
-                f"(its total stride), got {h} x {w}; pad or crop to "
-                f"{-(-h // m) * m} x {-(-w // m) * m} (scene prediction pads for you)"
-            )
-
-    def fuse(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Check the inputs, fuse the groups and add the encoded location: ``(B, width, H, W)``."""
-        self.check_inputs(inputs)
-        x = self.fusion(inputs)
-        if self.location_encoder is not None:
-            x = x + self.location_encoder(inputs["location"])[:, :, None, None]
-        return x

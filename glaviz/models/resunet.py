@@ -24,14 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaviz.models.base import FusionModel, LocationEncoding
 from glaviz.models.blocks import ResidualBlock, UpConv
-from glaviz.models.glavitu import LocationEncoding
-from glaviz.models.registry import FusionModel, register_model
 
 __all__ = ["ResUNet"]
 
 
-@register_model("resunet")
 class ResUNet(FusionModel):
     """ResU-Net baseline (about 32.6 M parameters at full size) behind the GlaViTU fusion block.
 
@@ -145,11 +143,3 @@ class ResUNet(FusionModel):
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.head(x)
-
-
-register_model(
-    "resunet-small",
-    ResUNet,
-    factory=ResUNet.small,
-    description="ResU-Net, small configuration for CPU and tests",
-)

@@ -30,14 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaviz.models.base import FusionModel, LocationEncoding
 from glaviz.models.blocks import (
     PatchEmbedding,
     TransformerBlock,
     keras_batch_norm,
     keras_layer_norm,
 )
-from glaviz.models.glavitu import LocationEncoding
-from glaviz.models.registry import FusionModel, register_model
 
 __all__ = ["SETR", "ViTEncoder", "resize_pos_embed"]
 
@@ -135,7 +134,6 @@ class ViTEncoder(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape[0], -1, gh, gw)
 
 
-@register_model("setr")
 class SETR(FusionModel):
     """SETR-PUP baseline (SETR-B/16, about 101.7 M parameters) behind the GlaViTU fusion block.
 
@@ -278,11 +276,3 @@ class SETR(FusionModel):
         for stage in self.decoder:
             x = F.interpolate(stage(x), scale_factor=2.0, mode="bilinear", align_corners=False)
         return self.head(x)
-
-
-register_model(
-    "setr-small",
-    SETR,
-    factory=SETR.small,
-    description="SETR, small configuration for CPU and tests",
-)

@@ -33,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glaviz.models.base import FusionModel, LocationEncoding
 from glaviz.models.blocks import keras_batch_norm
-from glaviz.models.glavitu import LocationEncoding
-from glaviz.models.registry import FusionModel, register_model
 from glaviz.models.resnest import ResNeSt
 from glaviz.models.setr import ViTEncoder
 
@@ -65,7 +64,6 @@ class _DecoderBlock(nn.Module):
         return self.conv2(self.conv1(x))
 
 
-@register_model("transunet")
 class TransUNet(FusionModel):
     """TransUNet baseline (about 105.9 M parameters) behind the GlaViTU fusion block.
 
@@ -228,11 +226,3 @@ class TransUNet(FusionModel):
         for block, skip in zip(self.decoder, (f8, f4, stem, None)):
             x = block(x, skip)
         return self.head(x)
-
-
-register_model(
-    "transunet-small",
-    TransUNet,
-    factory=TransUNet.small,
-    description="TransUNet, small configuration for CPU and tests",
-)

@@ -96,19 +96,19 @@ def test_pointwise_conv_add_fused_and_autograd():
     x = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last)
     r = torch.randn(2, 3, 5, 5).contiguous(memory_format=torch.channels_last)
     expected = r + conv(x)
-    torch.testing.assert_close(pointwise_conv_add(r, x, conv), expected)
+    torch.testing.assert_close(pointwise_conv_add(r, x, conv.weight, conv.bias), expected)
     assert not torch.equal(r, expected)  # not in place unless asked
     with torch.no_grad():
         assert fused._fused_dtype(x) == torch.float32  # the oneDNN epilogue path
         r_before = r.clone()
-        torch.testing.assert_close(pointwise_conv_add(r, x, conv), expected)
+        torch.testing.assert_close(pointwise_conv_add(r, x, conv.weight, conv.bias), expected)
         assert torch.equal(r, r_before)
         r2 = r.clone()
-        out = pointwise_conv_add(r2, x, conv, inplace=True)
+        out = pointwise_conv_add(r2, x, conv.weight, conv.bias, inplace=True)
         assert out.data_ptr() == r2.data_ptr()
         torch.testing.assert_close(out, expected)
     r.requires_grad_(True)
-    out = pointwise_conv_add(r, x, conv)
+    out = pointwise_conv_add(r, x, conv.weight, conv.bias)
     out.sum().backward()
     assert torch.equal(r.grad, torch.ones_like(r))
     assert conv.weight.grad is not None
