@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from glaviz.data.samples import sample_scene, sample_tiles
@@ -18,8 +20,11 @@ def test_demo_trains_maps_and_writes_the_report(tmp_path, capsys):
     assert (out / "model" / "best.safetensors").exists()
     text = html.read_text()
     assert "Everest (demo)" in text and "widget-state+json" in text
-    for key in ("iou", "precision", "recall"):
-        assert 0.0 <= result[key] <= 1.0
+    # the scores are the report's, and come from one confusion matrix: IoU = PR / (P + R - PR)
+    summary = json.loads((out / "report_files" / "summary.json").read_text())
+    assert {k: result[k] for k in summary} == {k: round(v, 4) for k, v in summary.items()}
+    p, r = summary["precision"], summary["recall"]
+    assert summary["iou"] == pytest.approx(p * r / (p + r - p * r) if p * r else 0.0)
     assert f"IoU {result['iou']:.3f}" in printed
     # a second run does not overwrite the report unless asked
     with pytest.raises(SystemExit, match="--overwrite"):
