@@ -1,8 +1,10 @@
-"""Baseline models (ResU-Net, SETR, TransUNet, DeepLabv3+/ResNeSt) behind the fusion block."""
+"""Baseline models (ResU-Net, SETR, TransUNet, DeepLabv3+/ResNeSt): what only the baselines do.
+
+The contract every model keeps (build, shapes, refused inputs, round trips) is tested once for all
+registered models in ``test_models.py``.
+"""
 
 from __future__ import annotations
-
-import inspect
 
 import pytest
 import torch
@@ -15,24 +17,7 @@ from glaviz.models.setr import SETR, resize_pos_embed
 from glaviz.models.transunet import TransUNet
 
 BASELINES = ["resunet", "setr", "transunet", "deeplabv3plus"]
-CLASSES = {"resunet": ResUNet, "setr": SETR, "transunet": TransUNet, "deeplabv3plus": DeepLabV3Plus}
-ALL_GROUPS = {
-    "optical": 6,
-    "dem": 2,
-    "co_pol_sar": 2,
-    "cross_pol_sar": 2,
-    "in_sar": 2,
-    "thermal": 1,
-}
-SUBSETS = [{"optical": 6, "dem": 2}, {"dem": 2}, ALL_GROUPS, {"optical": 4}]
-
-# Full-size parameter counts (torch.numel over parameters), default inputs optical 6 + dem 2.
-FULL_SIZE_PARAMETERS = {
-    "resunet": 32_572_162,
-    "setr": 101_720_322,
-    "transunet": 105_854_946,
-    "deeplabv3plus": 63_196_162,
-}
+OPT_DEM = {"optical": 6, "dem": 2}
 
 
 def _inputs(channels, size=32, batch=1, seed=0, location=None):
@@ -48,101 +33,14 @@ def _n_params(model: torch.nn.Module) -> int:
 
 
 @pytest.mark.parametrize("name", BASELINES)
-@pytest.mark.parametrize("channels", SUBSETS, ids=["optical+dem", "dem", "all", "optical4"])
-def test_output_shape_for_group_subsets(name, channels):
-    torch.manual_seed(0)
-    model = build(f"{name}-small", input_channels=channels).eval()
-    assert model.groups == tuple(channels)
-    with torch.no_grad():
-        out = model(_inputs(channels, size=32, batch=2))
-    assert isinstance(out, torch.Tensor)
-    assert out.shape == (2, 2, 32, 32)
-    assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_non_square_input_and_n_classes(name):
-    model = build(f"{name}-small", input_channels={"dem": 2}, n_classes=3).eval()
-    with torch.no_grad():
-        out = model({"dem": torch.rand(1, 2, 64, 32)})
-    assert out.shape == (1, 3, 64, 32)
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_training_backward_reaches_fusion_block(name):
-    torch.manual_seed(0)
-    model = build(f"{name}-small", input_channels={"optical": 6, "dem": 2}).train()
-    x = _inputs({"optical": 6, "dem": 2}, size=32, batch=2)
-    target = torch.randint(0, 2, (2, 32, 32))
-    out = model(x)
-    assert isinstance(out, torch.Tensor), "baselines return a plain tensor in training mode too"
-    loss = torch.nn.functional.cross_entropy(out, target)
-    loss.backward()
-    for group in ("optical", "dem"):
-        grad = model.fusion.branches[group].conv.conv1.weight.grad
-        assert grad is not None and grad.abs().sum() > 0, group
-    assert model.head.weight.grad.abs().sum() > 0
-
-
-@pytest.mark.parametrize("name", BASELINES)
-@pytest.mark.parametrize("encoding", ["region", "coordinates"])
-def test_location_encoding_changes_outputs(name, encoding):
-    torch.manual_seed(0)
-    model = build(f"{name}-small", input_channels={"dem": 2}, location_encoding=encoding).eval()
-    n = 12 if encoding == "region" else 4
-    assert model.config["location_features"] == n
-    x = _inputs({"dem": 2}, size=32, batch=2)
-    loc_a = torch.eye(n)[[0, 0]] if encoding == "region" else torch.zeros(2, n)
-    loc_b = torch.eye(n)[[3, 3]] if encoding == "region" else torch.ones(2, n)
-    with torch.no_grad():
-        a = model({**x, "location": loc_a})
-        b = model({**x, "location": loc_b})
-    assert not torch.allclose(a, b)
-    with pytest.raises(ValueError, match="'location'.*missing"):
-        model(x)
-    with pytest.raises(ValueError, match=rf"shape \(2, {n}\)"):
-        model({**x, "location": torch.zeros(2, n + 1)})
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_config_round_trip_reproduces_outputs(name):
-    torch.manual_seed(0)
-    model = build(
-        f"{name}-small", input_channels={"optical": 6, "dem": 2}, location_encoding="region"
-    )
-    # move the BatchNorm statistics away from their initial values
-    with torch.no_grad():
-        model.train()(_inputs({"optical": 6, "dem": 2}, batch=2, location=torch.eye(12)[:2]))
-    model.eval()
-    cfg = model.config
-    assert cfg == CLASSES[name](**cfg).config
-    rebuilt = build(name, **cfg).eval()
-    rebuilt.load_state_dict(model.state_dict())
-    x = _inputs({"optical": 6, "dem": 2}, location=torch.eye(12)[[4]])
-    with torch.no_grad():
-        assert torch.equal(model(x), rebuilt(x))
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_config_holds_every_constructor_argument(name):
-    cls = CLASSES[name]
-    params = inspect.signature(cls).parameters
-    assert all(p.kind is p.KEYWORD_ONLY for p in params.values())
-    assert set(cls.small().config) == set(params)
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_input_errors_name_the_problem(name):
-    model = build(f"{name}-small", input_channels={"optical": 6, "dem": 2}).eval()
+def test_size_rule_is_the_total_stride_on_any_grid(name):
+    model = build(f"{name}-small", input_channels=OPT_DEM, n_classes=3).eval()
     stride = model.size_multiple
+    with torch.no_grad():  # non-square grids run
+        out = model({"optical": torch.rand(1, 6, 64, 32), "dem": torch.rand(1, 2, 64, 32)})
+    assert out.shape == (1, 3, 64, 32)
     with pytest.raises(ValueError, match=rf"multiples of {stride}.*pad or crop"):
-        model(_inputs({"optical": 6, "dem": 2}, size=stride * 2 + 8))
-    with pytest.raises(ValueError, match="'dem' is missing"):
-        model({"optical": torch.rand(1, 6, 32, 32)})
-    with pytest.raises(ValueError, match="'dem' must have 2 channels"):
-        model({"optical": torch.rand(1, 6, 32, 32), "dem": torch.rand(1, 3, 32, 32)})
-    with pytest.raises(ValueError, match="no location encoding"):
-        model({**_inputs({"optical": 6, "dem": 2}), "location": torch.zeros(1, 12)})
+        model(_inputs(OPT_DEM, size=stride * 2 + 8))
     with pytest.raises(ValueError, match="one batch size and one grid"):
         model({"optical": torch.rand(1, 6, 32, 32), "dem": torch.rand(1, 2, 64, 64)})
 
@@ -159,15 +57,24 @@ def test_total_strides():
         SETR.small(patch_size=12)
 
 
-def test_setr_and_transunet_position_embedding_resampling():
-    pos = torch.arange(16.0).reshape(1, 16, 1)
-    assert torch.equal(resize_pos_embed(pos, (4, 4), (4, 4)), pos)
-    up = resize_pos_embed(pos, (4, 4), (8, 8))
-    assert up.shape == (1, 64, 1)
-    assert up.min() >= 0 and up.max() <= 15
-    # the tile size fixes the learned grid; other patch grids still run
+def test_position_embedding_resampling_keeps_rows_and_columns():
+    """Row-major grid, bilinear with half-pixel centres: compared with the formula, not torch."""
+    rows, cols = torch.meshgrid(torch.arange(2.0), torch.arange(6.0), indexing="ij")
+    pos = torch.stack([rows, cols], dim=-1).reshape(1, 12, 2)
+    assert resize_pos_embed(pos, (2, 6), (2, 6)) is pos
+    up = resize_pos_embed(pos, (2, 6), (4, 12)).reshape(4, 12, 2)
+
+    def source(n_out: int, n_in: int) -> torch.Tensor:  # the sampled source coordinate
+        scale = n_in / n_out
+        return ((torch.arange(n_out) + 0.5) * scale - 0.5).clamp(0, n_in - 1)
+
+    torch.testing.assert_close(up[..., 0], source(4, 2)[:, None].expand(4, 12))
+    torch.testing.assert_close(up[..., 1], source(12, 6)[None, :].expand(4, 12))
+
+
+def test_setr_runs_on_other_patch_grids():
     setr = SETR.small(input_channels={"dem": 2}, tile_size=64).eval()
-    assert setr.encoder.pos_embed.shape == (1, 16, 32)
+    assert setr.encoder.pos_embed.shape == (1, 16, 32)  # the tile size fixes the learned grid
     with torch.no_grad():
         assert setr({"dem": torch.rand(1, 2, 96, 48)}).shape == (1, 2, 96, 48)
 
@@ -194,21 +101,11 @@ def test_resnest_output_stride_dilates():
     assert net.strides == [2, 4, 8, 8, 8]
 
 
-@pytest.mark.parametrize("name", BASELINES)
-def test_full_size_parameter_counts_and_shapes_on_meta(name):
-    with torch.device("meta"):
-        model = build(name).eval()
-        out = model(_inputs({"optical": 6, "dem": 2}, size=384))
-    assert _n_params(model) == FULL_SIZE_PARAMETERS[name]
-    assert out.shape == (1, 2, 384, 384)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BASELINES)
 def test_full_size_forward(name):
     torch.manual_seed(0)
     model = build(name).eval()
-    assert _n_params(model) == FULL_SIZE_PARAMETERS[name]
     with torch.no_grad():
         out = model(_inputs({"optical": 6, "dem": 2}, size=32))
     assert out.shape == (1, 2, 32, 32)

@@ -1,8 +1,10 @@
-"""GlaViTU (PyTorch port) and its blocks: shapes, modes, parameter counts, errors, config."""
+"""GlaViTU (PyTorch port) and its blocks: modes, parameter counts, tile rule, errors, config.
+
+The contract every model keeps (build, shapes, refused inputs, round trips) is tested once for all
+registered models in ``test_models.py``.
+"""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
@@ -64,29 +66,15 @@ def test_no_deep_supervision_head_when_disabled():
 
 
 # --------------------------------------------------------------------------- forward
-@pytest.fixture(scope="module")
+@pytest.fixture
 def small_model() -> GlaViTU:
+    """A fresh model per test (training-mode calls update its BatchNorm statistics)."""
     torch.manual_seed(0)
-    return GlaViTU.small()
-
-
-def test_eval_returns_logits(small_model, make_inputs):
-    small_model.eval()
-    x = make_inputs(OPT_DEM)
-    with torch.no_grad():
-        out = small_model(x)
-    assert isinstance(out, torch.Tensor)
-    assert out.shape == (2, 2, 64, 64)
-    assert out.dtype == torch.float32
-    assert torch.isfinite(out).all()
+    return GlaViTU.small().eval()
 
 
 def test_train_returns_main_and_deep_supervision(small_model, make_inputs):
-    small_model.train()
-    try:
-        out = small_model(make_inputs(OPT_DEM))
-    finally:
-        small_model.eval()
+    out = small_model.train()(make_inputs(OPT_DEM))
     assert isinstance(out, tuple) and len(out) == 2
     main, ds = out
     assert main.shape == ds.shape == (2, 2, 64, 64)
@@ -143,35 +131,6 @@ def test_gradient_reaches_location_of_frozen_eval_model(make_inputs):
     assert all(p.grad is None for p in model.parameters())
 
 
-@pytest.mark.parametrize(
-    "channels",
-    [
-        {"dem": 2},
-        {"optical": 6},
-        {"co_pol_sar": 2, "cross_pol_sar": 2, "in_sar": 2},
-        {"optical": 6, "dem": 2, "co_pol_sar": 2, "cross_pol_sar": 2, "in_sar": 2, "thermal": 1},
-    ],
-    ids=lambda c: "+".join(c),
-)
-def test_any_subset_of_groups(channels, make_inputs):
-    model = GlaViTU.small(input_channels=channels).eval()
-    assert model.groups == tuple(channels)
-    with torch.no_grad():
-        out = model(make_inputs(channels, batch=1))
-    assert out.shape == (1, 2, 64, 64)
-
-
-@pytest.mark.parametrize("encoding,features", [("region", 12), ("coordinates", 4)])
-def test_location_encoding_changes_the_output(encoding, features, make_inputs, randomise_bn):
-    torch.manual_seed(2)
-    model = randomise_bn(GlaViTU.small(location_encoding=encoding)).eval()
-    assert model.config["location_features"] == features
-    x = make_inputs(OPT_DEM, batch=2, location=features)
-    y = dict(x, location=torch.flip(x["location"], dims=[1]))
-    with torch.no_grad():
-        assert not torch.allclose(model(x), model(y))
-
-
 def test_input_order_does_not_matter(small_model, make_inputs):
     small_model.eval()
     x = make_inputs(OPT_DEM)
@@ -180,7 +139,7 @@ def test_input_order_does_not_matter(small_model, make_inputs):
         torch.testing.assert_close(small_model(x), small_model(reordered))
 
 
-def test_channels_last_and_contiguous_agree(small_model, make_inputs, randomise_bn):
+def test_channels_last_and_contiguous_agree(make_inputs, randomise_bn):
     model = randomise_bn(GlaViTU.small(), seed=3).eval()
     x = make_inputs(OPT_DEM)
     with torch.no_grad():
@@ -218,40 +177,12 @@ def test_bfloat16_autocast_runs_close_to_float32(small_model, make_inputs):
 
 
 # --------------------------------------------------------------------------- errors
-@pytest.mark.parametrize(
-    "mutate,message",
-    [
-        (lambda x: x.pop("dem"), r"input group 'dem' is missing"),
-        (
-            lambda x: x.update(thermal=torch.zeros(2, 1, 64, 64)),
-            r"unexpected input group 'thermal'",
-        ),
-        (lambda x: x.update(dem=torch.zeros(2, 3, 64, 64)), r"'dem' must have 2 channels"),
-        (lambda x: x.update(dem=torch.zeros(2, 2, 48, 64)), r"'dem' has spatial size 48 x 64.*pad"),
-        (lambda x: x.update(dem=torch.zeros(1, 2, 64, 64)), r"'dem' has batch size 1"),
-        (lambda x: x.update(location=torch.zeros(2, 12)), r"no location encoding"),
-    ],
-    ids=["missing", "unexpected", "channels", "size", "batch", "location-unused"],
-)
-def test_input_errors_name_the_group(small_model, make_inputs, mutate, message):
+def test_size_rule_is_the_tile(small_model, make_inputs):
     x = make_inputs(OPT_DEM)
-    mutate(x)
-    with pytest.raises(ValueError, match=message):
-        small_model(x)
-
-
-def test_location_errors(make_inputs):
-    model = GlaViTU.small(location_encoding="coordinates")
-    x = make_inputs(OPT_DEM)
-    with pytest.raises(ValueError, match=r"'location' \(B, 4\) is missing.*coordinates"):
-        model(x)
-    with pytest.raises(ValueError, match=r"'location' must have shape \(2, 4\), got \(2, 12\)"):
-        model(dict(x, location=torch.zeros(2, 12)))
-
-
-def test_not_a_mapping_is_a_type_error(small_model):
-    with pytest.raises(TypeError, match="mapping of input groups"):
-        small_model(torch.zeros(1, 8, 64, 64))
+    with pytest.raises(ValueError, match=r"'dem' has spatial size 48 x 64.*pad"):
+        small_model(dict(x, dem=torch.zeros(2, 2, 48, 64)))
+    with pytest.raises(ValueError, match=r"'optical' has spatial size 128 x 128.*64 x 64 tiles"):
+        small_model(make_inputs(OPT_DEM, size=128))  # a multiple of the tile is refused too
 
 
 @pytest.mark.parametrize(
@@ -274,22 +205,6 @@ def test_constructor_errors(kwargs, message):
 
 
 # --------------------------------------------------------------------------- config
-def test_config_round_trip_through_json():
-    model = GlaViTU.small(
-        input_channels={"optical": 6, "in_sar": 2},
-        location_encoding="coordinates",
-        n_classes=3,
-        deep_supervision=False,
-        dropout=0.1,
-    )
-    cfg = json.loads(json.dumps(model.config))
-    rebuilt = GlaViTU(**cfg)
-    assert rebuilt.config == model.config
-    assert cfg["location_features"] == 4 and cfg["input_channels"] == {"optical": 6, "in_sar": 2}
-    rebuilt.load_state_dict(model.state_dict())  # same structure, strict
-    # config is a copy: mutating it does not change the model
-    model.config["input_channels"]["optical"] = 1
-    assert model.config["input_channels"]["optical"] == 6
 
 
 def test_default_config_is_the_reference():
