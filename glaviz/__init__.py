@@ -3,7 +3,7 @@
 The top-level namespace gathers the functions of the data flow; submodules are imported on first
 use so that ``import glaviz`` stays fast (PyTorch loads only when a model is needed). The names
 are listed once, in the type stub ``__init__.pyi``: type checkers and editors read it, and
-``lazy_loader.attach_stub`` builds the lazy ``__getattr__`` from it.
+``lazy_loader.attach_stub`` builds the lazy ``__getattr__`` from it (:mod:`glaviz._lazy`).
 
 Examples
 --------
@@ -16,12 +16,12 @@ Examples
 
 from __future__ import annotations
 
-import lazy_loader
+from glaviz._lazy import attach_stub
 
 #: The one version source (pyproject.toml reads it: ``[tool.setuptools.dynamic]``).
 __version__ = "0.1.0.dev0"
 
-__getattr__, _lazy_dir, _lazy_all = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, _lazy_dir, _lazy_all = attach_stub(__name__, __file__)
 __all__ = sorted([*_lazy_all, "__version__"])
 
 

@@ -60,5 +60,22 @@ def test_import_glaviz_is_light():
 
 
 def test_version():
-    assert isinstance(glaviz.__version__, str) and glaviz.__version__[0].isdigit()
+    from packaging.version import Version
+
+    assert str(Version(glaviz.__version__)) == glaviz.__version__  # PEP 440, normalised
     assert "__version__" in dir(glaviz)
+
+
+def test_functions_are_looked_up_on_every_access(monkeypatch):
+    """Replacing a function in its module replaces it in the namespace too (no stale cache)."""
+    import glaviz.evaluation
+    import glaviz.viz.plots
+
+    assert glaviz.evaluate is glaviz.evaluation.evaluate  # resolved once
+
+    def fake(*args, **kwargs):
+        return "fake"
+
+    monkeypatch.setattr(glaviz.evaluation, "evaluate", fake)
+    monkeypatch.setattr(glaviz.viz.plots, "metric_bars", fake)
+    assert glaviz.evaluate is fake and glaviz.viz.metric_bars is fake

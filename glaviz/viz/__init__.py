@@ -9,6 +9,6 @@ Submodules load on first use; the names are listed once, in the type stub ``__in
 
 from __future__ import annotations
 
-import lazy_loader
+from glaviz._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)
