@@ -20,7 +20,7 @@ export GLAVIZ_CACHE ?= $(abspath .cache/glaviz)
 
 help:
 	@echo "make demo   set up .venv and run the demo on the embedded Everest sample"
-	@echo "make test   set up .venv, lint (ruff) and run the whole test suite"
+	@echo "make test   set up .venv, lint (ruff, mypy) and run the whole test suite"
 	@echo "make lab    set up .venv and open JupyterLab on notebooks/"
 	@echo "make browser provide Chromium for the browser tests (tests/viz); part of make test"
 
@@ -38,6 +38,7 @@ setup: $(STAMP)
 lint: setup
 	$(VENV)/bin/ruff check glaviz tests benchmarks
 	$(VENV)/bin/ruff format --check glaviz tests benchmarks
+	$(VENV)/bin/mypy glaviz
 
 format: setup
 	$(VENV)/bin/ruff check --fix glaviz tests benchmarks

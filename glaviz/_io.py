@@ -72,7 +72,9 @@ _UMASK = os.umask(0o022)  # read the process umask once (and restore it)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, suffix: str = ".tmp"):
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[Path], object], *, suffix: str = ".tmp"
+) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``path``, fsync, then rename onto ``path``.
 
     Examples

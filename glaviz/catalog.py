@@ -193,7 +193,7 @@ class Catalog:
                 f"(add one to {self.path / 'sensors.yml'})"
             ) from None
 
-    def scaling_table(self) -> dict[str, dict[str, list[float]]]:
+    def scaling_table(self) -> dict[str, dict[str, list[str] | list[float]]]:
         """The scaling table as plain JSON-ready data: ``{group: {"min": [...], "max": [...]}}``."""
         return {
             g.name: {
@@ -209,7 +209,9 @@ class Catalog:
 # validation helpers
 
 
-def _keys(entry: Any, where: str, *, required: tuple[str, ...], optional: tuple[str, ...] = ()):
+def _keys(
+    entry: Any, where: str, *, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> Mapping[str, Any]:
     if not isinstance(entry, Mapping):
         raise CatalogError(f"{where}: expected a mapping, found {type(entry).__name__}")
     missing = [k for k in required if k not in entry]
@@ -281,7 +283,9 @@ def _resolution(
     return tuple((b, _number(value[b], f"{where}.{b}")) for b in bands)
 
 
-def _parse_sensors(path: Path, groups: Mapping[str, GroupSpec]):
+def _parse_sensors(
+    path: Path, groups: Mapping[str, GroupSpec]
+) -> tuple[dict[str, SensorSpec], dict[str, str]]:
     data = _keys(_read(path), str(path), required=("sensors", "default_sensors"))
     sensors: dict[str, SensorSpec] = {}
     for name, entry in data["sensors"].items():
@@ -360,7 +364,9 @@ def _parse_regions(path: Path) -> tuple[tuple[Region, ...], int]:
     return tuple(regions), slot
 
 
-def _parse_samples(path: Path, sensors: Mapping[str, SensorSpec], codes: tuple[str, ...]):
+def _parse_samples(
+    path: Path, sensors: Mapping[str, SensorSpec], codes: tuple[str, ...]
+) -> dict[str, SampleDataset]:
     data = _keys(_read(path), str(path), required=("samples",))
     samples: dict[str, SampleDataset] = {}
     for name, entry in data["samples"].items():

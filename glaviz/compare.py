@@ -141,12 +141,12 @@ def nearest_zones(
     frame = shapely.box(*(bounds + np.r_[-margin, -margin, margin, margin]))
     if geoms.size == 1:
         return np.array([frame], dtype=object)
-    xy, labels = [], []
+    xy_parts, label_parts = [], []
     for i, g in enumerate(geoms):
         c = np.unique(shapely.get_coordinates(shapely.segmentize(_rings(g), spacing)), axis=0)
-        xy.append(c)
-        labels.append(np.full(len(c), i))
-    xy, labels = np.concatenate(xy), np.concatenate(labels)
+        xy_parts.append(c)
+        label_parts.append(np.full(len(c), i))
+    xy, labels = np.concatenate(xy_parts), np.concatenate(label_parts)
     xy, first = np.unique(xy, axis=0, return_index=True)  # shared boundaries: one owner
     labels = labels[first]
     # GEOS' Voronoi fails on the collinear, cocircular points of pixel outlines: jitter them a

@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Literal
 
 __all__ = [
@@ -244,7 +245,8 @@ def warn(message: str, category: type[Warning] = InputWarning) -> None:
     >>> seen[0].category.__name__, str(seen[0].message)
     ('InputWarning', 'suspicious input')
     """
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)

@@ -28,7 +28,7 @@ Inputs, everywhere:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 import geopandas as gpd
@@ -479,12 +479,14 @@ def evaluate_benchmark(
     [['ALP', 2000, 1.0]]
     """
     if predict_fn is None:
-        from glaviz.inference import predict as predict_fn
+        from glaviz.inference import predict
+
+        predict_fn = predict
     from tqdm.auto import tqdm
 
     kwargs = dict(predict_kwargs or {})
     ev = Evaluator(bins=bins)
-    total = len(benchmark_set) if hasattr(benchmark_set, "__len__") else None
+    total = len(benchmark_set) if isinstance(benchmark_set, Sized) else None
     for tile in tqdm(benchmark_set, total=total, desc="evaluate", disable=not progress):
         scene = tile.to_scene(groups) if groups is not None else tile.to_scene()
         pred = predict_fn(model, scene, **kwargs)

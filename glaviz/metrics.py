@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Confusion", "confusion"]
 
@@ -82,7 +83,7 @@ class Confusion:
         }
 
 
-def confusion(pred, reference, valid=None) -> Confusion:
+def confusion(pred: ArrayLike, reference: ArrayLike, valid: ArrayLike | None = None) -> Confusion:
     """Counts of predicted vs reference glacier pixels where ``valid`` (and reference is 0/1).
 
     Parameters

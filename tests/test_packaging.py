@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -42,15 +46,59 @@ def test_conda_environment_mirrors_pip_dependencies():
     assert any(p.strip().startswith("-e .") for p in pip_section)
 
 
-def test_makefile_installs_pinned_torch_first():
-    text = (ROOT / "Makefile").read_text()
-    assert "TORCH_SPEC ?= torch==2.13.0" in text
-    torch_at = text.index('install --quiet "$(TORCH_SPEC)"')
-    glaviz_at = text.index('install --quiet -e ".[dev]"')
-    assert torch_at < glaviz_at
-    for target in ("demo:", "test:", "lab:"):
-        assert re.search(rf"^{target} .*setup", text, re.M), target
-    assert "GLAVIZ_DATA_MIRROR" in text
+def _make_dry_run(target: str, venv: Path) -> list[str]:
+    """The commands ``make TARGET`` would run from scratch (``make -n -B``), one per line."""
+    run = subprocess.run(
+        ["make", "-n", "-B", target, f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        ("demo", "-m glaviz.demo"),
+        ("test", "-m pytest"),
+        ("lab", "jupyter lab notebooks/"),
+        ("lint", "/bin/mypy glaviz"),
+    ],
+)
+def test_make_installs_pinned_torch_before_glaviz(tmp_path, target, command):
+    lines = _make_dry_run(target, tmp_path / "venv")
+    torch_at = [i for i, c in enumerate(lines) if 'pip install --quiet "torch==2.13.0"' in c]
+    glaviz_at = [i for i, c in enumerate(lines) if 'pip install --quiet -e ".[dev]"' in c]
+    own_at = [i for i, c in enumerate(lines) if command in c]
+    assert len(torch_at) == len(glaviz_at) == 1, lines
+    assert own_at and torch_at[0] < glaviz_at[0] < own_at[0], lines
+    assert all(c.startswith(str(tmp_path / "venv")) for c in lines[torch_at[0] : glaviz_at[0]])
+
+
+def test_make_uses_the_mirror_beside_the_checkout(tmp_path):
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(ROOT / "Makefile", checkout)
+    mirror = tmp_path / "shared" / "data"
+    mirror.mkdir(parents=True)
+    (mirror / "README.md").write_text("the sample data\n")
+    show = ["make", "-s", "--eval", "show-mirror: ; @echo $$GLAVIZ_DATA_MIRROR", "show-mirror"]
+    env = {k: v for k, v in os.environ.items() if k != "GLAVIZ_DATA_MIRROR"}
+
+    def shown(env: dict[str, str]) -> str:
+        run = subprocess.run(show, cwd=checkout, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert shown(env) == str(mirror)
+    assert shown({**env, "GLAVIZ_DATA_MIRROR": "/elsewhere"}) == "/elsewhere"  # the user's wins
+    (mirror / "README.md").unlink()
+    assert shown(env) == ""  # no mirror beside the checkout: fetch downloads
+
+
+def test_ci_runs_make_test():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
 

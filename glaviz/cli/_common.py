@@ -284,10 +284,11 @@ def sample_outlines(name: str) -> gpd.GeoDataFrame:
 
     samples = load_catalog().samples
     entry = samples.get(name)
-    if entry is None or not (entry.scene or {}).get("outlines"):
+    outlines = (entry.scene or {}).get("outlines") if entry is not None else None
+    if not outlines:
         known = sorted(n for n, s in samples.items() if (s.scene or {}).get("outlines"))
         raise UsageError(f"--sample {name!r}: no sample with reference outlines; known: {known}")
-    return read_outlines(fetch(name, entry.scene["outlines"]))
+    return read_outlines(fetch(name, outlines))
 
 
 def read_reference(

@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
     world = dist.get_world_size() if dist.is_initialized() else 1
     digests = [digest.hexdigest()]
     if world > 1:
-        digests = [None] * world
-        dist.all_gather_object(digests, digest.hexdigest())
+        gathered: list[object] = [None] * world
+        dist.all_gather_object(gathered, digest.hexdigest())
+        digests = [str(d) for d in gathered]
     rank = dist.get_rank() if dist.is_initialized() else 0
     try:
         if rank == 0:

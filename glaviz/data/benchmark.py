@@ -124,7 +124,7 @@ class _Files:
         return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        _Files.__init__(self)
 
 
 class BenchmarkTile:
@@ -453,7 +453,7 @@ def _scan(path: str, padding: str, check: tuple[str, ...] | None) -> list[dict[s
                     shape is not None and len(shape) == 3 and shape[:2] == (a["height"], a["width"])
                 )
                 want = 2 if name == LABELS else len(cat.groups[name].bands)
-                if ok and (name == LABELS or check is None or name in check):
+                if ok and shape is not None and (name == LABELS or check is None or name in check):
                     ok = shape[2] == want
                 if not ok:
                     raise BenchmarkError(

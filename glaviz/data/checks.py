@@ -310,11 +310,11 @@ def check_resolutions(
         have = info.resolution_m()
         if native is not None and have is not None:
             entries.append((path, expected, native, have))
-    for path, bands, native, have in entries:
+    for path, names_here, native, have in entries:
         for other, obands, onative, ohave in entries:
             if native <= onative and have > 1.01 * ohave:
                 raise SceneError(
-                    f"{group}: {str(path)!r} given for band(s) {bands} of {sensor!r} (native "
+                    f"{group}: {str(path)!r} given for band(s) {names_here} of {sensor!r} (native "
                     f"{native:g} m) has {have:g} m pixels, coarser than {str(other)!r} for "
                     f"{obands} (native {onative:g} m) at {ohave:g} m: the files do not hold the "
                     "bands they stand for. Give each band its own file, e.g. as a {band: file} "
@@ -461,8 +461,10 @@ def check_file_samples(
         gains = scale_offset(info, bands, group, sensor, spec)
         if gains is not None:
             sample = sample * gains[0][:, None, None] + gains[1][:, None, None]
-        x = convert(xr.DataArray(sample, dims=("band", "y", "x")), spec.conversion, metadata)
-        x = np.asarray(x.values, np.float64)
+        converted = convert(
+            xr.DataArray(sample, dims=("band", "y", "x")), spec.conversion, metadata
+        )
+        x = np.asarray(converted.values, np.float64)
         for i, band in enumerate(names[pos : pos + len(bands)]):
             lo, hi = lookup[canonical[band]]
             xs.append(x[i].ravel())

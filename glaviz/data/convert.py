@@ -7,10 +7,11 @@ arrays (numpy or dask, inside xarray) and keep NaN as NaN.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -27,7 +28,7 @@ def processing_baseline_from_paths(paths: list[Path]) -> str | None:
     return None
 
 
-def parse_mtl(path: str | Path) -> dict[str, str]:
+def parse_mtl(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read a Landsat ``*_MTL.txt`` metadata file into a flat ``{KEY: value}`` dict.
 
     Examples
@@ -92,15 +93,15 @@ def _landsat_toa(x: xr.DataArray, spec: Mapping[str, Any], meta: Mapping[str, An
 
 def _landsat_bt(x: xr.DataArray, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> xr.DataArray:
     radiance = x * float(spec["mult"]) + float(spec["add"])
-    return float(spec["k2"]) / np.log(float(spec["k1"]) / radiance + 1.0)
+    return float(spec["k2"]) / cast(xr.DataArray, np.log(float(spec["k1"]) / radiance + 1.0))
 
 
 def _db_log10(x: xr.DataArray, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> xr.DataArray:
-    return np.log10(10.0 ** (x / 10.0) + float(spec["epsilon"]))
+    return cast(xr.DataArray, np.log10(10.0 ** (x / 10.0) + float(spec["epsilon"])))
 
 
 def _lin_log10(x: xr.DataArray, spec: Mapping[str, Any], meta: Mapping[str, Any]) -> xr.DataArray:
-    return np.log10(x + float(spec["epsilon"]))
+    return cast(xr.DataArray, np.log10(x + float(spec["epsilon"])))
 
 
 _KINDS: dict[str, Callable[[xr.DataArray, Mapping[str, Any], Mapping[str, Any]], xr.DataArray]] = {

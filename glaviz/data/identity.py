@@ -167,7 +167,7 @@ def _hash_values(data: xr.DataArray) -> str:
         for block in arr.to_delayed().ravel():
             h.update(np.ascontiguousarray(block.compute()).tobytes())
     else:
-        h.update(memoryview(np.ascontiguousarray(np.asarray(arr))).cast("B"))
+        h.update(np.ascontiguousarray(np.asarray(arr)).data.cast("B"))
     return h.hexdigest()
 
 
@@ -204,11 +204,11 @@ def tile_identity(tile: Any) -> str:
         h = hashlib.sha256()
         for key in sorted(arrays):
             h.update(key.encode())
-            h.update(memoryview(np.ascontiguousarray(arrays[key])).cast("B"))
+            h.update(np.ascontiguousarray(arrays[key]).data.cast("B"))
         for extra in ("_label", "_valid"):
             value = getattr(tile, extra, None)
             if value is not None:
-                h.update(memoryview(np.ascontiguousarray(value)).cast("B"))
+                h.update(np.ascontiguousarray(value).data.cast("B"))
         return _digest({**base, "content": h.hexdigest()})
     if isinstance(getattr(tile, "file", None), (str, os.PathLike)) and Path(tile.file).is_file():
         return _digest({**base, "file": file_identity(tile.file)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from glaviz.catalog import load_catalog
 
@@ -23,7 +24,7 @@ def region_one_hot(code: str | None) -> np.ndarray:
     return vec
 
 
-def coordinate_features(lon, lat) -> np.ndarray:
+def coordinate_features(lon: ArrayLike, lat: ArrayLike) -> np.ndarray:
     """``[sin lat, cos lat, sin lon, cos lon]`` (radians) of longitudes/latitudes in degrees.
 
     Works on scalars (shape ``(4,)``) and arrays (shape ``(..., 4)``).

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
 import xarray as xr
 
-from glaviz.catalog import load_catalog
+from glaviz.catalog import SampleDataset, load_catalog
 from glaviz.data.fetch import fetch
 from glaviz.data.outlines import rasterize_outlines, read_outlines
 from glaviz.data.scaling import scale
@@ -17,7 +18,8 @@ from glaviz.data.tiles import SceneTile, spatial_split
 __all__ = ["sample_scene", "sample_tiles"]
 
 
-def _entry(name: str):
+def _entry(name: str) -> tuple[SampleDataset, Mapping[str, Any]]:
+    """The catalog entry of a sample with a scene, and its scene description."""
     cat = load_catalog()
     if name not in cat.samples:
         raise KeyError(f"unknown sample dataset {name!r}; known: {sorted(cat.samples)}")
@@ -25,7 +27,7 @@ def _entry(name: str):
     if entry.scene is None:
         scenes = sorted(n for n, s in cat.samples.items() if s.scene is not None)
         raise ValueError(f"sample {name!r} has no scene description; samples with one: {scenes}")
-    return entry
+    return entry, entry.scene
 
 
 def sample_scene(
@@ -45,15 +47,15 @@ def sample_scene(
     >>> scene["optical"].shape[1:] == mask.shape, len(outlines)
     (True, 86)
     """
-    entry = _entry(name)
+    _, description = _entry(name)
     files = fetch(name)
-    groups = {
+    groups: dict[str, Any] = {
         key: [files[f] for f in ([v] if isinstance(v, str) else v)]
-        for key, v in entry.scene.items()
+        for key, v in description.items()
         if key not in ("sensor", "outlines", "splits", "split_axis")
     }
-    scene = open_scene(**groups, sensor=entry.scene["sensor"])
-    outlines = read_outlines(files[entry.scene["outlines"]])
+    scene = open_scene(**groups, sensor=description["sensor"])
+    outlines = read_outlines(files[description["outlines"]])
     return scene, rasterize_outlines(outlines, like=scene), outlines
 
 
@@ -68,13 +70,13 @@ def sample_tiles(
     >>> {k: t.shape for k, t in tiles.items()}
     {'train': (527, 480), 'val': (128, 480), 'test': (655, 320)}
     """
-    entry = _entry(name)
-    bounds = bounds or dict(entry.scene.get("splits") or {})
+    entry, description = _entry(name)
+    bounds = bounds or dict(description.get("splits") or {})
     if not bounds:
         raise ValueError(f"sample {name!r} defines no splits; pass bounds={{'train': (0, n)}}")
     scene, mask, _ = sample_scene(name)
     tiles = spatial_split(
-        scale(scene), mask, bounds=bounds, axis=entry.scene.get("split_axis", "x"),
+        scale(scene), mask, bounds=bounds, axis=description.get("split_axis", "x"),
         region=entry.region,
     )  # fmt: skip
     for split, tile in tiles.items():

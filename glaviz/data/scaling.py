@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import dask
 import numpy as np
@@ -82,7 +83,7 @@ def scale(
         lo = xr.DataArray(np.array([lookup[b][0] for b in names], np.float32), dims=dim)
         hi = xr.DataArray(np.array([lookup[b][1] for b in names], np.float32), dims=dim)
         x = ds[group]
-        finite = np.isfinite(x).all(dim)
+        finite = cast(xr.DataArray, np.isfinite(x)).all(dim)
         valid = finite if valid is None else valid & finite
         y = ((x - lo) / (hi - lo)).astype(np.float32)
         if range_warning is not None and not is_range_checked(x):
@@ -97,6 +98,8 @@ def scale(
         out[group].attrs = {**x.attrs, "scaled": 1}
         if is_registered(x):  # lazy and made by open_scene: say how this one is made
             register(out[group], {"scale": {"array": x.data.name}, "table": entry, "clip": clip})
+    if valid is None:
+        raise ValueError(f"the scene holds no input group (variables {list(ds.data_vars)})")
     out["valid"] = valid.astype(bool)
     inputs = [ds[v] for v in (*scene_groups(ds), "valid") if v in ds]
     if all(is_registered(v) for v in inputs):

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import rasterio
@@ -95,6 +95,14 @@ def _grid_bounds(g: _Grid) -> tuple[float, float, float, float]:
     west, north = g.transform @ (0, 0)
     east, south = g.transform @ (g.width, g.height)
     return min(west, east), min(south, north), max(west, east), max(south, north)
+
+
+def _open_array(source: Any, chunks: Any) -> xr.DataArray:
+    """``rioxarray.open_rasterio`` of one raster (a file with subdatasets is refused)."""
+    da_ = rioxarray.open_rasterio(source, chunks=chunks, masked=False)
+    if not isinstance(da_, xr.DataArray):
+        raise SceneError(f"{source}: a file of several subdatasets; give one raster per file")
+    return da_
 
 
 def _check_file(path: Path, group: str) -> None:
@@ -190,7 +198,7 @@ def _open_band_file(
     warn_undeclared_nodata(info, group, declared)
     gains = scale_offset(info, bands, group, sensor, spec)
     if _same_grid(grid, ref):
-        da_ = rioxarray.open_rasterio(path, chunks=chunks, masked=False)
+        da_ = _open_array(path, chunks)
         file_nodata = declared
         attrs = {}
     else:
@@ -216,7 +224,7 @@ def _open_band_file(
             nodata=np.nan,
             dtype="float32",
         )
-        da_ = rioxarray.open_rasterio(vrt, chunks=chunks, masked=False)
+        da_ = _open_array(vrt, chunks)
         attrs = {"warped_from": f"{grid.crs} at {grid.transform.a:g} x {-grid.transform.e:g}"}
         file_nodata = np.nan
     da_ = da_.sel(band=bands)
@@ -281,10 +289,10 @@ def _read_group(
         attrs = {k: v for a in arrays for k, v in a.attrs.items()}
         data = xr.concat(arrays, dim="band", join="override") if len(arrays) > 1 else arrays[0]
         files = [str(p) for p, _ in parts]
-    data = data.assign_coords(band=list(names), **ref.coords())
+    data = data.assign_coords({"band": list(names), **ref.coords()})
     data = convert(data, spec.conversion, metadata)
     checked = range_warning is not None and not isinstance(src, xr.DataArray)
-    if checked:
+    if range_warning is not None and checked:
         table = load_catalog().scaling_table()
         check_file_samples(parts, group, sensor, spec, nodata, metadata, table, range_warning)
     for canon, kind in spec.derived:
@@ -396,7 +404,7 @@ def open_scene(
     (4, 32645)
     """
     cat = load_catalog()
-    given = {
+    offered: dict[str, Source | None] = {
         "optical": optical,
         "dem": dem,
         "co_pol_sar": co_pol_sar,
@@ -404,11 +412,12 @@ def open_scene(
         "in_sar": in_sar,
         "thermal": thermal,
     }
-    given = {g: s for g, s in given.items() if s is not None}
+    given: dict[str, Source] = {g: s for g, s in offered.items() if s is not None}
     if not given:
         raise SceneError("open_scene needs at least one input group (optical=..., dem=..., ...)")
     sensor_of: dict[str, str] = {}
     for group in given:
+        name: str | None
         if group in ("optical", "thermal") and sensor is not None:
             name = (sensors or {}).get(group, sensor)
         else:
@@ -417,11 +426,11 @@ def open_scene(
             raise SceneError(
                 f"{group}: no sensor given; pass sensor=... (known: {sorted(cat.sensors)})"
             )
-        spec = cat.sensor(name)
-        if group not in spec.groups:
+        sensor_spec = cat.sensor(name)
+        if group not in sensor_spec.groups:
             raise SceneError(
                 f"{group}: sensor {name!r} does not provide this group (it provides "
-                f"{sorted(spec.groups)}); pass the right sensor"
+                f"{sorted(sensor_spec.groups)}); pass the right sensor"
             )
         sensor_of[group] = name
     meta: dict[str, Any] = {}
@@ -488,10 +497,13 @@ def open_scene(
                                            ref.width],
                 "bands": [str(b) for b in data["band"].values],
             })  # fmt: skip
-    valid = None
-    for group, data in variables.items():
-        ok = np.isfinite(data).all(band_dim(group))
-        valid = ok if valid is None else valid & ok
+    finite = [
+        cast(xr.DataArray, np.isfinite(data)).all(band_dim(group))
+        for group, data in variables.items()
+    ]
+    valid = finite[0]
+    for ok in finite[1:]:
+        valid = valid & ok
     ds = xr.Dataset(variables)
     ds["valid"] = valid.astype(bool)
     if all(is_registered(v) for v in variables.values()):

@@ -197,7 +197,8 @@ def _open_date(
                 missing[1].key,
                 "pass crs= and resolution= (e.g. crs='EPSG:32645', resolution=10) to choose one",
             )
-        ref_crs, ref_t, _ = grids[(items[0].id, ref_src[0].key)]
+        known = {k: g for k, g in grids.items() if g is not None}  # all of them, checked above
+        ref_crs, ref_t, _ = known[(items[0].id, ref_src[0].key)]
         if ref_t.b != 0 or ref_t.d != 0 or ref_t.a <= 0 or ref_t.e >= 0:
             raise SceneGridError(
                 f"{describe_item(items[0])}: asset {ref_src[0].key!r} has a rotated or flipped "
@@ -205,7 +206,7 @@ def _open_date(
             )
         boxes = []
         for it, s in zip(items, ref_src):
-            g_crs, g_t, g_shape = grids[(it.id, s.key)]
+            g_crs, g_t, g_shape = known[(it.id, s.key)]
             b = _bounds(g_t, g_shape)
             boxes.append(b if g_crs == ref_crs else transform_bounds(g_crs, ref_crs, *b))
         area = (
@@ -273,7 +274,7 @@ def _open_date(
         raise SceneError(f"STAC item(s) {[it.id for it in items]}: odc-stac: {err}") from err
     gbox = loaded.odc.geobox
     loaded = loaded.isel(time=0, drop=True).drop_vars("spatial_ref", errors="ignore")
-    arrays: dict[str, xr.DataArray] = {}
+    arrays: dict[str, Any] = {}  # open_scene's sources, by group
     warped: dict[str, str] = {}
     for g in groups:
         bands = []

@@ -128,7 +128,7 @@ def synthetic_scene(
         ry, rx = rng.uniform(0.04, 0.1) * height, rng.uniform(0.04, 0.1) * width
         holes |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
 
-    def per_class(table: np.ndarray, noise: float, factor: np.ndarray | None = None):
+    def per_class(table: np.ndarray, noise: float, factor: np.ndarray | None = None) -> np.ndarray:
         data = table[cls].transpose(2, 0, 1).copy()
         data += noise * rng.standard_normal(data.shape).astype(np.float32)
         if factor is not None:

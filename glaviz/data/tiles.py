@@ -68,7 +68,7 @@ class Tile(Protocol):
     def read(self, y: int, x: int, size: int, groups: Sequence[str] | None = None) -> Patch: ...
 
 
-def padded_window(arr: np.ndarray, y: int, x: int, size: int, fill) -> np.ndarray:
+def padded_window(arr: np.ndarray, y: int, x: int, size: int, fill: float) -> np.ndarray:
     """A copy of ``arr[..., y:y+size, x:x+size]``, with ``fill`` where it reaches outside.
 
     Examples
@@ -153,7 +153,8 @@ class SceneTile:
     @property
     def shape(self) -> tuple[int, int]:
         """``(height, width)`` in pixels."""
-        return self._label.shape  # type: ignore[return-value]
+        h, w = self._label.shape
+        return h, w
 
     def read(self, y: int, x: int, size: int, groups: Sequence[str] | None = None) -> Patch:
         """The window with upper-left corner ``(y, x)`` and side ``size`` (zero-padded)."""
@@ -215,9 +216,9 @@ def spatial_split(
     """
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
-    rects: dict[str, dict[str, tuple[int, int]]] = {}
+    rects: dict[str, dict[str, tuple[int, ...]]] = {}
     for name, b in bounds.items():
-        rect = dict(b) if isinstance(b, Mapping) else {axis: tuple(b)}
+        rect: dict[str, tuple[int, ...]] = dict(b) if isinstance(b, Mapping) else {axis: tuple(b)}
         unknown = [k for k in rect if k not in ("x", "y")]
         if unknown:
             raise ValueError(f"split {name!r}: unknown axis {unknown}; use 'x' and 'y'")
@@ -230,10 +231,10 @@ def spatial_split(
         rects[name] = rect
     names = list(rects)
     for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            if all(rects[a][ax][0] < rects[b][ax][1] and rects[b][ax][0] < rects[a][ax][1]
+        for c in names[i + 1 :]:
+            if all(rects[a][ax][0] < rects[c][ax][1] and rects[c][ax][0] < rects[a][ax][1]
                    for ax in ("y", "x")):  # fmt: skip
-                raise ValueError(f"splits {a!r} and {b!r} overlap: {rects[a]} and {rects[b]}")
+                raise ValueError(f"splits {a!r} and {c!r} overlap: {rects[a]} and {rects[c]}")
     out = {}
     for name, rect in rects.items():
         sel = {ax: slice(*rect[ax]) for ax in ("y", "x")}

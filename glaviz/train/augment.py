@@ -10,8 +10,9 @@ object switches every augmentation by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -71,12 +72,16 @@ class Augmentation:
     def only(cls, *names: str) -> Augmentation:
         """Only the named augmentations, at the paper's probabilities."""
         _check(names)
-        return cls(**{n: getattr(cls(), n) if n in names else 0.0 for n in AUGMENTATIONS})
+        settings: dict[str, Any] = {
+            n: getattr(cls(), n) if n in names else 0.0 for n in AUGMENTATIONS
+        }
+        return cls(**settings)
 
     def without(self, *names: str) -> Augmentation:
         """This augmentation with the named ones switched off."""
         _check(names)
-        return replace(self, **{n: 0.0 for n in names})
+        off: dict[str, Any] = {n: 0.0 for n in names}
+        return replace(self, **off)
 
     @property
     def enabled(self) -> tuple[str, ...]:
@@ -93,7 +98,7 @@ class Augmentation:
         label, valid = patch.label, patch.valid
         size = label.shape[-1]
 
-        def geo(fn):
+        def geo(fn: Callable[[np.ndarray], np.ndarray]) -> None:
             nonlocal arrays, label, valid
             arrays = {g: fn(a) for g, a in arrays.items()}
             label, valid = fn(label), fn(valid)

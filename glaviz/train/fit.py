@@ -228,7 +228,7 @@ def fit(
     epochs = epochs if epochs is not None else (80 if finetune else 150)
     lr = lr if lr is not None else (5e-5 if finetune else 5e-4)
     schedule = schedule or ("cosine" if finetune else "warm_restarts")
-    precision = resolve_precision(device, precision)
+    compute_precision = resolve_precision(device, precision)
     config = getattr(model, "config", {}) or {}
     groups = list(config.get("input_channels", {}))
     if not groups:
@@ -259,7 +259,7 @@ def fit(
     model.to(device)
     channels_last = device.type == "cuda"
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7)
     if schedule == "warm_restarts":
         # cycles ending before the last epoch, then one more to the end of the run
@@ -344,7 +344,7 @@ def fit(
                 if "location" in batch:
                     inputs["location"] = batch["location"].to(device)
                 target = batch["label"].to(device, non_blocking=True)
-                with autocast(device, precision):
+                with autocast(device, compute_precision):
                     outputs = net(inputs)
                 value = deep_supervision_loss(loss, outputs, target, weight=deep_supervision_weight)
                 optimizer.zero_grad(set_to_none=True)
@@ -369,9 +369,10 @@ def fit(
                 "train_loss": info["loss_sum"] / max(info["loss_count"], 1),
             }  # fmt: skip
             if val:
-                kw = dict(groups=groups, patch_size=patch_size, batch_size=batch_size,
-                          location=location, device=device, precision=precision,
-                          channels_last=channels_last)  # fmt: skip
+                kw: dict[str, Any] = dict(
+                    groups=groups, patch_size=patch_size, batch_size=batch_size, location=location,
+                    device=device, precision=compute_precision, channels_last=channels_last,
+                )  # fmt: skip
                 scores = validate(model, val, **kw)
                 row.update(
                     val_iou=scores.iou, val_precision=scores.precision, val_recall=scores.recall
@@ -399,8 +400,8 @@ def fit(
     bar.close()
     del net  # drop the DistributedDataParallel wrapper (and its reducer) before returning
     history = pd.DataFrame(info["history"])
-    history.attrs["precision"] = precision
-    history.attrs["compute"] = describe_precision(device, precision)
+    history.attrs["precision"] = compute_precision
+    history.attrs["compute"] = describe_precision(device, compute_precision)
     if ckpt is not None and (ckpt / "best.safetensors").exists():
         history.attrs["best_checkpoint"] = str(ckpt / "best.safetensors")
     return history

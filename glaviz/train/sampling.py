@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -45,6 +45,24 @@ def epoch_batches(
     windows = sum(math.ceil(t.shape[0] / patch_size) * math.ceil(t.shape[1] / patch_size)
                   for t in tiles)  # fmt: skip
     return max(1, windows // batch_size) * multiplier
+
+
+@overload
+def location_vector(
+    patch: Patch, mode: Literal["none"], *, unknown_region: bool = False
+) -> None: ...
+
+
+@overload
+def location_vector(
+    patch: Patch, mode: Literal["region", "coordinates"], *, unknown_region: bool = False
+) -> np.ndarray: ...
+
+
+@overload
+def location_vector(
+    patch: Patch, mode: LocationMode, *, unknown_region: bool = False
+) -> np.ndarray | None: ...
 
 
 def location_vector(

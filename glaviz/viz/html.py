@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ipywidgets
 from ipywidgets.embed import dependency_state, embed_data
@@ -33,7 +33,11 @@ REPORT_ENV = "GLAVIZ_REPORT"
 
 _STATIC = resources.files("glaviz.viz") / "static"
 #: BokehJS parts holoviews plots need (MathJax and tables are left out: 2 MB less).
-_BOKEH_COMPONENTS = ("bokeh", "bokeh-gl", "bokeh-widgets")
+_BOKEH_COMPONENTS: tuple[Literal["bokeh", "bokeh-gl", "bokeh-widgets"], ...] = (
+    "bokeh",
+    "bokeh-gl",
+    "bokeh-widgets",
+)
 
 
 def _static(name: str) -> str:

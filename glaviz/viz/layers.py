@@ -27,6 +27,7 @@ Layer keys (each present only when the data has it):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -159,7 +160,7 @@ def _views(arrays: dict[str, xr.DataArray], f: int) -> dict[str, np.ndarray]:
 
 
 def _gradient(colours: list[str] | tuple[str, ...]) -> str:
-    stops = ", ".join(colours[:: max(1, len(colours) // 8)] + (colours[-1],))
+    stops = ", ".join([*colours[:: max(1, len(colours) // 8)], colours[-1]])
     return f"linear-gradient(to right, {stops})"
 
 
@@ -217,7 +218,7 @@ def display_data(
     prediction: xr.Dataset | None = None,
     reference: gpd.GeoDataFrame | xr.DataArray | None = None,
     *,
-    layers: tuple[str, ...] | list[str] | None = None,
+    layers: Sequence[str] | None = None,
     max_size: int = 2048,
     confidence_threshold: float = 0.95,
 ) -> DisplayData:
@@ -292,7 +293,9 @@ def display_data(
     labels = {"row": "row", "col": "column"}
     out: dict[str, ImageLayer] = {}
 
-    def photo(key: str, name: str, bands: np.ndarray, legend=None) -> None:
+    def photo(
+        key: str, name: str, bands: np.ndarray, legend: list[tuple[str, str]] | None = None
+    ) -> None:
         if key in wanted:
             rgb = percentile_stretch(bands, valid_g)
             rgb = np.moveaxis(rgb, 0, -1) if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, -1)
@@ -308,15 +311,15 @@ def display_data(
             values[f"{group}:{band}"] = data[i]
             labels[f"{group}:{band}"] = f"{group} {band}"
         if group == "optical":
-            rgb = [_band(arr, n) for n in ("red", "green", "blue")]
-            if None not in rgb:
+            rgb = [k for n in ("red", "green", "blue") if (k := _band(arr, n)) is not None]
+            if len(rgb) == 3:
                 photo("rgb", "True colour", data[rgb])
             for combo, label in (
                 (("swir1", "nir", "red"), "False colour (SWIR1, NIR, red)"),
                 (("nir", "red", "green"), "False colour (NIR, red, green)"),
             ):
-                idx = [_band(arr, n) for n in combo]
-                if None not in idx:
+                idx = [k for n in combo if (k := _band(arr, n)) is not None]
+                if len(idx) == len(combo):
                     photo("false", label, data[idx])
                     break
         elif group in ("co_pol_sar", "cross_pol_sar"):

@@ -199,9 +199,8 @@ def compare_map(
     # Drawing order: the layers shown at first on top of their kind (bases under overlays);
     # each image has its own pane below Leaflet's vector pane (400), which the swipe needs.
     order = [k for k in base_keys if k not in shown] + base_keys[:1]
-    order += [k for k in overlay_keys if k != shown_overlay] + (
-        [shown_overlay] * bool(shown_overlay)
-    )
+    order += [k for k in overlay_keys if k != shown_overlay]
+    order += [shown_overlay] if shown_overlay else []
     panes = {f"glaviz-{key}": {"zIndex": 210 + i} for i, key in enumerate(order)}
     images: dict[str, ipyleaflet.ImageOverlay] = {}
     for key in order:
@@ -285,7 +284,7 @@ def compare_map(
     m.detail = None
     if data.factor > 1:
         keys = list(dict.fromkeys([*shown, *(swipe or ())]))
-        m.detail = DetailRenderer(
+        detail = m.detail = DetailRenderer(
             m,
             scene,
             prediction,
@@ -296,11 +295,11 @@ def compare_map(
         )
 
         def on_view(change: dict[str, Any]) -> None:
-            added = set(m.detail.layers)
-            m.detail.update(m.bounds, m.zoom)
-            for key in set(m.detail.layers) - added:
+            added = set(detail.layers)
+            detail.update(m.bounds, m.zoom)
+            for key in set(detail.layers) - added:
                 if m.display.layers[key].overlay and slider is not None:
-                    link = ipywidgets.jslink((slider, "value"), (m.detail.layers[key], "opacity"))
+                    link = ipywidgets.jslink((slider, "value"), (detail.layers[key], "opacity"))
                     m.links.append(link)
 
         m.observe(on_view, names=["bounds"])
@@ -333,10 +332,11 @@ def _split_keys(
     left, right = split
     if tuple(split) == DEFAULT_SPLIT:
         base = next((k for k, v in data.layers.items() if not v.overlay), None)
-        left = left if left in data.layers else base
-        right = right if right in data.layers else overlay
-        if left is None or right is None or left == right:
+        left_key = left if left in data.layers else base
+        right_key = right if right in data.layers else overlay
+        if left_key is None or right_key is None or left_key == right_key:
             return None
+        left, right = left_key, right_key
     missing = [k for k in (left, right) if k not in data.layers]
     if missing:
         raise ValueError(
