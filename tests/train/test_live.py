@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bokeh.plotting
 import holoviews as hv
+import numpy as np
 
 from glaviz.train.live import LivePlot
 
@@ -14,4 +16,10 @@ def test_live_plot_grows_and_renders():
     data = plot.buffer.data
     assert list(data["epoch"]) == [1.0, 2.0] and data["val_iou"].isna().tolist() == [False, True]
     fig = hv.render(plot.figure, backend="bokeh")
-    assert len(fig.children) >= 1
+    # two figures side by side, the loss and the IoU, each drawing the epochs sent
+    figures = list(fig.select({"type": bokeh.plotting.figure}))
+    assert [f.title.text for f in figures] == ["train loss", "validation IoU"]
+    for f, column in zip(figures, ("train_loss", "val_iou")):
+        (source,) = {r.data_source for r in f.renderers}
+        assert list(source.data["epoch"]) == [1.0, 2.0]
+        np.testing.assert_array_equal(source.data[column], data[column].to_numpy())
