@@ -8,9 +8,11 @@ from glaviz.inference.calibrate import calibrate
 from glaviz.inference.distributed import predict_many
 from glaviz.inference.predict_scene import predict
 from glaviz.inference.sinks import open_prediction
+from glaviz.inference.stats import PredictStats
 from glaviz.inference.windows import gaussian_weights, window_starts
 
 __all__ = [
+    "PredictStats",
     "binary_confidence",
     "calibrate",
     "gaussian_weights",

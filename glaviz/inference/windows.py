@@ -10,13 +10,15 @@ and hands out rows as soon as no later window reaches them.
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from glaviz.data.tiles import padded_window
+from glaviz.inference.stats import PredictStats
 from glaviz.models.runtime import autocast, heap_buffers
 
 __all__ = ["WindowRunner", "blend_rows", "gaussian_weights", "window_starts"]
@@ -48,14 +50,28 @@ def window_starts(n: int, window: int, stride: int) -> list[int]:
 def gaussian_weights(window: int) -> np.ndarray:
     """``exp(-(u^2 + v^2) / 2)`` for ``u, v`` evenly spaced on ``[-1, 1]`` (float32, symmetric).
 
+    Computed once per window size (read-only; copy it to modify).
+
     Examples
     --------
     >>> w = gaussian_weights(4)
     >>> bool((w == w[::-1, ::-1]).all()), round(float(w.max()), 3)
     (True, 0.895)
     """
+    return _gaussian_weights(int(window))
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian_weights(window: int) -> np.ndarray:
     u = np.linspace(-1.0, 1.0, window)
-    return np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / 2).astype(np.float32)
+    w = np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / 2).astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+def _channels_last(array: np.ndarray) -> bool:
+    """Whether a 4-D ``(B, C, H, W)`` array is laid out as a C-contiguous ``(B, H, W, C)``."""
+    return array.ndim == 4 and array.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 class WindowRunner:
@@ -74,6 +90,9 @@ class WindowRunner:
         Average the softmax over the 8 dihedral transforms.
     location : callable, optional
         ``location(corners) -> (B, L) array`` for location-encoded models.
+    stats : PredictStats, optional
+        Where the time goes: ``prepare`` (to the device, channels-last), ``model`` (forward
+        passes; synchronised on CUDA) and ``probability`` (softmax, TTA, back to the host).
     """
 
     def __init__(
@@ -85,6 +104,7 @@ class WindowRunner:
         precision: str = "32",
         tta: bool = False,
         location: Callable[[list[tuple[int, int]]], np.ndarray] | None = None,
+        stats: PredictStats | None = None,
     ) -> None:
         self.model = model
         self.groups = list(groups)
@@ -92,9 +112,16 @@ class WindowRunner:
         self.precision = precision
         self.tta = tta
         self.location = location
+        self.stats = stats
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        """On the device; 4-D windows channels-last (faster convolutions on CPUs and GPUs)."""
+        """On the device; 4-D windows channels-last (faster convolutions on CPUs and GPUs).
+
+        A batch already laid out channels-last (as :func:`blend_rows` builds them) is not
+        copied on the CPU; anything else is made contiguous first.
+        """
+        if not (array.flags.c_contiguous or _channels_last(array)):
+            array = np.ascontiguousarray(array)
         tensor = torch.from_numpy(array)
         if self.device.type == "cuda":
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
@@ -105,33 +132,62 @@ class WindowRunner:
         return tensor
 
     def _forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        stats = self.stats
         with heap_buffers(), autocast(self.device, self.precision):  # see predict's allocator
+            t = time.perf_counter()
             logits = self.model(inputs)
-            return torch.softmax(logits.float(), dim=1)[:, 1]
+            if stats is not None:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                t = stats.add("model", t)
+                stats.batches += 1
+            prob = torch.softmax(logits.float(), dim=1)[:, 1]
+            if stats is not None:
+                stats.add("probability", t)
+            return prob
 
     @torch.inference_mode()
     def __call__(
         self, batch: Mapping[str, np.ndarray], corners: list[tuple[int, int]]
     ) -> np.ndarray:
         """Glacier probability ``(B, H, W)`` float32 for a batch ``{group: (B, C, H, W)}``."""
-        inputs = {g: self._to_device(np.ascontiguousarray(batch[g])) for g in self.groups}
+        t = time.perf_counter()
+        inputs = {g: self._to_device(batch[g]) for g in self.groups}
         if self.location is not None:
             inputs["location"] = self._to_device(self.location(corners).astype(np.float32))
+        if self.stats is not None:
+            self.stats.add("prepare", t)
         if not self.tta:
-            return self._forward(inputs).cpu().numpy()
+            prob = self._forward(inputs)
+            t = time.perf_counter()
+            out = prob.cpu().numpy()
+            if self.stats is not None:
+                self.stats.add("probability", t)
+            return out
         total = None
         for k, flip in DIHEDRAL:
+            t = time.perf_counter()
             moved = {}
-            for g, t in inputs.items():
+            for g, x in inputs.items():
                 if g == "location":
-                    moved[g] = t
+                    moved[g] = x
                     continue
-                t = torch.flip(t, dims=(-1,)) if flip else t
-                moved[g] = torch.rot90(t, k, dims=(-2, -1))
-            p = torch.rot90(self._forward(moved), -k, dims=(-2, -1))
+                x = torch.flip(x, dims=(-1,)) if flip else x
+                moved[g] = torch.rot90(x, k, dims=(-2, -1))
+            if self.stats is not None:
+                self.stats.add("prepare", t)
+            p = self._forward(moved)
+            t = time.perf_counter()
+            p = torch.rot90(p, -k, dims=(-2, -1))
             p = torch.flip(p, dims=(-1,)) if flip else p
             total = p if total is None else total + p
-        return (total / len(DIHEDRAL)).cpu().numpy()
+            if self.stats is not None:
+                self.stats.add("probability", t)
+        t = time.perf_counter()
+        out = (total / len(DIHEDRAL)).cpu().numpy()
+        if self.stats is not None:
+            self.stats.add("probability", t)
+        return out
 
 
 def blend_rows(
@@ -144,6 +200,7 @@ def blend_rows(
     batch_size: int = 8,
     start_row: int = 0,
     read_width: int = 2048,
+    stats: PredictStats | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Blended glacier probability of a scene, yielded as finished row strips, top to bottom.
 
@@ -164,13 +221,24 @@ def blend_rows(
         Yield rows from here on (a resumed run): windows reaching below it are run again.
     read_width : int
         Columns of input read at once (plus one window).
+    stats : PredictStats, optional
+        Adds the time spent in ``read``, ``prepare`` (padding and batching) and ``blend``,
+        and counts ``windows``.
 
     Yields
     ------
     (int, int, numpy.ndarray)
         ``(r0, r1, prob)`` with ``prob`` float32 of shape ``(r1 - r0, width)``; the strips
         tile rows ``start_row .. height`` in order.
+
+    Notes
+    -----
+    Batches are built channels-last (``(B, C, H, W)`` views of ``(B, H, W, C)`` buffers that
+    are reused from batch to batch), the layout the model runs in; the accumulators are
+    shifted and weighted in place. None of it changes a value: each window's probability is
+    weighted and added in the same order as in the plain procedure.
     """
+    stats = stats if stats is not None else PredictStats()
     height, width = shape
     ys = [y for y in window_starts(height, window, stride) if y + window > start_row]
     xs = window_starts(width, window, stride)
@@ -178,6 +246,8 @@ def blend_rows(
     rows = min(window, height)
     acc = np.zeros((rows, width), np.float32)
     wsum = np.zeros((rows, width), np.float32)
+    scratch = np.empty((window, window), np.float32)
+    buffers: dict[str, np.ndarray] = {}  # group -> (batch, window, window, C)
     top = start_row
     chunks, current = [], [xs[0]]
     for x in xs[1:]:
@@ -188,29 +258,62 @@ def blend_rows(
     chunks.append(current)
     for y in ys:
         if y > top:  # rows top..y are final: no later window reaches them
+            t = time.perf_counter()
             n = y - top
-            yield top, y, acc[:n] / wsum[:n]
-            acc = np.concatenate([acc[n:], np.zeros((n, width), np.float32)])
-            wsum = np.concatenate([wsum[n:], np.zeros((n, width), np.float32)])
+            out = acc[:n] / wsum[:n]
+            acc[: rows - n] = acc[n:].copy()
+            acc[rows - n :] = 0
+            wsum[: rows - n] = wsum[n:].copy()
+            wsum[rows - n :] = 0
+            stats.add("blend", t)
+            yield top, y, out
             top = y
         y1 = min(y + window, height)
         for group in chunks:
+            t = time.perf_counter()
             x0, x1 = group[0], min(group[-1] + window, width)
             arrays = read(y, y1, x0, x1)
+            t = stats.add("read", t)
             for i in range(0, len(group), batch_size):
                 corners = [(y, x) for x in group[i : i + batch_size]]
-                batch = {
-                    g: np.stack([padded_window(a, 0, cx - x0, window, 0.0) for _, cx in corners])
-                    for g, a in arrays.items()
-                }
+                batch = {}
+                for g, a in arrays.items():
+                    buf = buffers.get(g)
+                    if buf is None or buf.shape[0] < len(corners):
+                        buf = np.empty((batch_size, window, window, a.shape[0]), np.float32)
+                        buffers[g] = buf
+                    view = buf[: len(corners)].transpose(0, 3, 1, 2)
+                    for b, (_, cx) in enumerate(corners):
+                        _fill(view[b], a, cx - x0)
+                    batch[g] = view
+                stats.windows += len(corners)
+                t = stats.add("prepare", t)
                 prob = runner(batch, corners)
+                t = time.perf_counter()
                 for (_, x), p in zip(corners, prob):
                     r0 = max(y, top)  # rows above `top` are already out (or not wanted)
                     wy = slice(r0 - y, y1 - y)
                     wx = slice(0, min(x + window, width) - x)
                     dst = (slice(r0 - top, y1 - top), slice(x, x + wx.stop))
-                    acc[dst] += p[wy, wx] * weights[wy, wx]
+                    part = scratch[: wy.stop - wy.start, : wx.stop]
+                    np.multiply(p[wy, wx], weights[wy, wx], out=part)
+                    acc[dst] += part
                     wsum[dst] += weights[wy, wx]
+                t = stats.add("blend", t)
     if height > top:
+        t = time.perf_counter()
         n = height - top
-        yield top, height, acc[:n] / wsum[:n]
+        out = acc[:n] / wsum[:n]
+        stats.add("blend", t)
+        yield top, height, out
+
+
+def _fill(dst: np.ndarray, src: np.ndarray, x: int) -> None:
+    """``dst (C, w, w) = src[:, :w, x:x + w]``, zero where ``src`` ends (a padded window)."""
+    size = dst.shape[-1]
+    h, w = min(src.shape[1], size), min(src.shape[2] - x, size)
+    dst[:, :h, :w] = src[:, :h, x : x + w]
+    if h < size:
+        dst[:, h:, :] = 0
+    if w < size:
+        dst[:, :h, w:] = 0
