@@ -69,7 +69,7 @@ class PredictStats:
     >>> _ = predict(GlaViTU.small(tile_size=32), scene, stats=stats, progress=False)
     >>> stats.windows, stats.model > 0, abs(sum(stats.parts().values()) + stats.other
     ...                                     - stats.total) < 1e-9
-    (6, True, True)
+    (4, True, True)
     """
 
     setup: float = 0.0
