@@ -127,6 +127,15 @@ def _agreement(a: xr.Dataset, b: xr.Dataset) -> dict:
     }
 
 
+def _reference_iou(pred: xr.Dataset, reference, scene: xr.Dataset) -> float:
+    """Glacier IoU of a prediction against the sample's RGI outlines (valid pixels)."""
+    from glaviz.metrics import confusion
+
+    valid = np.asarray(scene["valid"].values, bool)
+    mask = pred["glacier_mask"].values == 1
+    return round(float(confusion(mask, np.asarray(reference), valid).iou), 4)
+
+
 def _timed(model, scene, **kwargs) -> tuple[xr.Dataset, dict]:
     from glaviz.inference import PredictStats, predict
 
@@ -149,9 +158,20 @@ def worker(task: dict) -> dict:
 
     torch.set_num_threads(task["threads"])
     device = task["device"]
-    scene = lazy_scene(task["size"])
-    model = _model(task["model"]).to(device)
-    crop = scene.isel(y=slice(0, 384), x=slice(0, 384))
+    window = 384
+    if task.get("checkpoint"):  # a trained model on the real Everest sample
+        from glaviz.data import scale
+        from glaviz.data.samples import sample_scene
+        from glaviz.models.checkpoint import load_checkpoint
+
+        raw, reference, _ = sample_scene("everest_landsat7")
+        scene = scale(raw)
+        model = load_checkpoint(task["checkpoint"]).eval().to(device)
+        window = int(model.config["tile_size"])
+    else:
+        scene = lazy_scene(task["size"])
+        model = _model(task["model"]).to(device)
+    crop = scene.isel(y=slice(0, window), x=slice(0, window))
     if task["mode"] == "naive":
         _naive(model, crop, device)  # warm-up
         start = time.perf_counter()
@@ -167,10 +187,15 @@ def worker(task: dict) -> dict:
                                precision=task.get("precision"))  # fmt: skip
             result = {**task, **row}
             strides = []
+            result["stride"] = window // 2
+            if task.get("checkpoint"):
+                result["reference_iou"] = _reference_iou(base, reference, scene)
             for fraction in task.get("strides", []):
-                stride = int(round(384 * fraction))
+                stride = int(round(window * fraction))
                 other, row = _timed(model, scene, device=device, stride=stride)
                 strides.append({"stride": stride, **row, **_agreement(base, other)})
+                if task.get("checkpoint"):
+                    strides[-1]["reference_iou"] = _reference_iou(other, reference, scene)
                 del other
             if strides:
                 result["strides"] = strides
@@ -221,6 +246,11 @@ def main() -> None:
         default="0.75",
         help="strides to compare with half a window, as window fractions",
     )
+    parser.add_argument(
+        "--checkpoint",
+        help="stride study with this trained checkpoint on the Everest sample (whose RGI "
+        "outlines also score each stride) instead of an untrained model on a synthetic scene",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -249,8 +279,11 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     if "stride" in only:
         fractions = [float(f) for f in args.strides.split(",") if f.strip()]
-        rows.append(run({**common, "mode": "predict", "model": "small", "device": devices[-1],
-                         "size": args.small, "strides": fractions}))  # fmt: skip
+        task = {**common, "mode": "predict", "model": "small", "device": devices[-1],
+                "size": args.small, "strides": fractions}  # fmt: skip
+        if args.checkpoint:
+            task.update(model="trained", size=655, checkpoint=args.checkpoint)
+        rows.append(run(task))
         print(json.dumps(rows[-1]), flush=True)
     if "memory" in only:
         for size in (args.small, args.large):
@@ -279,15 +312,18 @@ def main() -> None:
     if studies:
         print(f"\n{'stride':>6} {'size':>6} {'windows':>7} {'total s':>8} {'Mpx/s':>7} "
               f"{'speed-up':>8} {'mask IoU':>8} {'agree':>8} {'IoU@med':>8} "
-              f"{'max dp':>7}")  # fmt: skip
+              f"{'max dp':>7} {'ref IoU':>7}")  # fmt: skip
     for r in studies:
-        print(f"{192:6d} {r['size']:6d} {r['windows']:7d} {r['seconds']:8.2f} "
-              f"{r['mpx_per_s']:7.3f} {1:8.2f} {1:8.4f} {1:8.4f} {1:8.4f} {0:7.4f}")  # fmt: skip
+        ref = f"{r['reference_iou']:7.4f}" if "reference_iou" in r else f"{'-':>7}"
+        print(f"{r['stride']:6d} {r['size']:6d} {r['windows']:7d} {r['seconds']:8.2f} "
+              f"{r['mpx_per_s']:7.3f} {1:8.2f} {1:8.4f} {1:8.4f} {1:8.4f} {0:7.4f} "
+              f"{ref}")  # fmt: skip
         for s in r["strides"]:
             print(f"{s['stride']:6d} {r['size']:6d} {s['windows']:7d} {s['seconds']:8.2f} "
                   f"{s['mpx_per_s']:7.3f} {r['seconds'] / s['seconds']:8.2f} {s['iou']:8.4f} "
                   f"{s['agreement']:8.4f} {s['iou_median']:8.4f} "
-                  f"{s['max_prob_diff']:7.4f}")  # fmt: skip
+                  f"{s['max_prob_diff']:7.4f} "
+                  f"{s.get('reference_iou', float('nan')):7.4f}")  # fmt: skip
         fraction = r["strides"][0]["glacier_fraction"]
         print(f"(glacier fraction with the default stride: {fraction})")
 
