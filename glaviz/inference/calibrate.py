@@ -105,7 +105,8 @@ def calibrate(
     cal = fit_calibration(np.concatenate(confidence), np.concatenate(correct), bins=bins)
     if meta is None:
         meta = {}
-        model.checkpoint_metadata = meta
+        # torch annotates Module.__setattr__ for tensors and modules only; any value is set
+        model.checkpoint_metadata = meta  # type: ignore[assignment]
     meta["calibration"] = cal.to_dict()
     if checkpoint is not None:
         from glaviz.models.checkpoint import update_checkpoint_metadata

@@ -7,16 +7,24 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+if TYPE_CHECKING:  # for annotations only: torch, xarray and distributed load where used
+    import xarray as xr
+    from distributed import Client
+    from torch import nn
+
 __all__ = ["predict_many"]
 
-SceneSpec = Mapping[str, Any] | Callable[[], Any] | Any
+#: A scene of :func:`predict_many`: :func:`glaviz.open_scene` keyword arguments, a callable
+#: returning a scene, or a scene.
+SceneSpec: TypeAlias = "Mapping[str, Any] | Callable[[], xr.Dataset] | xr.Dataset"
 
-_MODELS: dict[tuple[str, str], Any] = {}  # per worker process: (checkpoint, device) -> model
+#: Per worker process: (checkpoint, device) -> model.
+_MODELS: dict[tuple[str, str], nn.Module] = {}
 
 
 def _worker_device() -> str:
@@ -34,7 +42,7 @@ def _worker_device() -> str:
     return f"cuda:{index % torch.cuda.device_count()}"
 
 
-def _model(checkpoint: str, device: str):
+def _model(checkpoint: str, device: str) -> nn.Module:
     """The model of ``checkpoint``, loaded once per worker process and device."""
     key = (checkpoint, device)
     if key not in _MODELS:
@@ -44,7 +52,7 @@ def _model(checkpoint: str, device: str):
     return _MODELS[key]
 
 
-def _open(spec: SceneSpec):
+def _open(spec: SceneSpec) -> xr.Dataset:
     import xarray as xr
 
     from glaviz.data.scene import open_scene
@@ -53,7 +61,8 @@ def _open(spec: SceneSpec):
         return spec
     if callable(spec):
         return spec()
-    if isinstance(spec, Mapping):
+    # a Dataset was returned above; repeated because mypy's callable() narrowing loses that
+    if isinstance(spec, Mapping) and not isinstance(spec, xr.Dataset):
         return open_scene(**spec)
     raise TypeError(
         f"a scene must be open_scene keyword arguments (a dict), a callable returning a "
@@ -93,8 +102,8 @@ def _run_scene(
 
 def predict_many(
     scenes: Mapping[str, SceneSpec] | Sequence[SceneSpec],
-    model: Any,
-    client: Any = None,
+    model: str | os.PathLike | nn.Module,
+    client: Client | str | None = None,
     *,
     output_dir: str | os.PathLike,
     output_format: str = "tif",
@@ -166,8 +175,8 @@ def predict_many(
         bar.close()
     finally:
         if own is not None:
-            cluster = own.cluster
+            own_cluster = own.cluster
             own.close()
-            if cluster is not None:
-                cluster.close()
+            if own_cluster is not None:
+                own_cluster.close()
     return pd.DataFrame(rows).sort_values("scene").reset_index(drop=True)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -44,7 +44,7 @@ __all__ = ["binary_confidence", "predict"]
 _FINISH_ROWS = 256
 
 
-def _calibration(model: nn.Module):
+def _calibration(model: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
     meta = getattr(model, "checkpoint_metadata", None) or {}
     calib = meta.get("calibration")
     if not calib:
@@ -59,7 +59,9 @@ def _groups(model: nn.Module, scene: xr.Dataset) -> list[str]:
     return check_compatible(model, scene)
 
 
-def _location_fn(model: nn.Module, scene: xr.Dataset, location: Any, window: int):
+def _location_fn(
+    model: nn.Module, scene: xr.Dataset, location: Any, window: int
+) -> Callable[[list[tuple[int, int]]], np.ndarray] | None:
     encoding = (getattr(model, "config", {}) or {}).get("location_encoding", "none") or "none"
     if encoding == "none":
         if location is not None:
@@ -247,7 +249,7 @@ def predict(
         sync = True
     given = scene
     groups = _groups(model, scene)
-    scaling = "scaled by the caller"
+    scaling: str | Mapping[str, Mapping[str, list[Any]]] = "scaled by the caller"
     if not scene.attrs.get("scaled"):
         meta = getattr(model, "checkpoint_metadata", None) or {}
         scaling = meta.get("scaling") or load_catalog().scaling_table()
@@ -256,13 +258,13 @@ def predict(
     window = window or int(config.get("tile_size", 384))
     stride = stride or max(1, window // 2)
     device = resolve_device(device)
-    precision = resolve_precision(device, precision)
+    compute_precision = resolve_precision(device, precision)
     fingerprint = None
     if output is not None:  # only a file output can be resumed
         fingerprint = _fingerprint(
-            model, given, groups, scaling=scaling, location=location, precision=precision,
-            device=device, window=window, stride=stride, tta=tta, median=median_filter,
-            block=block_size,
+            model, given, groups, scaling=scaling, location=location,
+            precision=compute_precision, device=device, window=window, stride=stride, tta=tta,
+            median=median_filter, block=block_size,
         )  # fmt: skip
     # predict leaves the model as it found it: mode, device and memory format
     was_training = model.training
@@ -275,9 +277,11 @@ def predict(
     )
     batch_size = batch_size or (8 if device.type == "cuda" else 2)
     model.eval().to(device)
-    model.to(memory_format=torch.channels_last)  # faster on CPUs (oneDNN) and GPUs alike
+    # faster on CPUs (oneDNN) and GPUs alike; torch's Module.to overloads omit memory_format=,
+    # which Module.to accepts at runtime and documents (hence the ignores, here and below)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     runner = WindowRunner(
-        model, groups, device=device, precision=precision, tta=tta,
+        model, groups, device=device, precision=compute_precision, tta=tta,
         location=_location_fn(model, scene, location, window),
         stats=stats if sync or device.type != "cuda" else None,
     )  # fmt: skip
@@ -314,7 +318,7 @@ def predict(
         rows = slice(r0 - p0, r1 - p0)
         prob, mask = prob[rows], mask[rows]
         valid = np.asarray(scene["valid"][r0:r1, :].values, bool)
-        out = {
+        out: dict[str, np.ndarray] = {
             "glacier_probability": np.empty(prob.shape, np.float32),
             "glacier_mask": np.empty(prob.shape, np.uint8),
             "confidence": np.empty(prob.shape, np.float32),
@@ -365,7 +369,7 @@ def predict(
             model.train(was_training)
             model.to(was_device)
             if not was_channels_last:
-                model.to(memory_format=torch.contiguous_format)
+                model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     t = time.perf_counter()
     result = sink.finalize()
     stats.add("finalize", t)
@@ -373,14 +377,16 @@ def predict(
     stats.total = time.perf_counter() - started
     result.attrs = {
         "window": window, "stride": stride, "tta": int(tta), "median_filter": int(median_filter),
-        "calibrated": int(calibrate is not None), "precision": precision,
-        "compute": describe_precision(device, precision),
+        "calibrated": int(calibrate is not None), "precision": compute_precision,
+        "compute": describe_precision(device, compute_precision),
         "model": str(getattr(model, "registry_name", type(model).__name__)),
     }  # fmt: skip
     return result
 
 
-def _read_failed(scene: xr.Dataset, y0: int, y1: int, x0: int, x1: int, exc: Exception):
+def _read_failed(
+    scene: xr.Dataset, y0: int, y1: int, x0: int, x1: int, exc: Exception
+) -> CorruptFileError:
     """A read error deep in a lazy scene, as an error naming the scene's files."""
     try:
         sources = [f for files in json.loads(scene.attrs.get("sources", "{}")).values()

@@ -48,7 +48,7 @@ VARIABLES = {
     "glacier_mask": ("uint8", 255),
     "confidence": ("float32", np.nan),
 }
-ATTRS = {
+ATTRS: dict[str, dict[str, str | int]] = {
     "glacier_probability": {"long_name": "glacier probability (blended softmax)"},
     "glacier_mask": {"long_name": "glacier mask", "flag_values": "0 1", "nodata": 255},
     "confidence": {"long_name": "confidence, 1 - binary entropy (bits), calibrated if available"},
@@ -130,7 +130,9 @@ class MemorySink(_Base):
             k: np.full(self.shape, fill, dtype) for k, (dtype, fill) in VARIABLES.items()
         }
 
-    def write(self, block: str, rect: tuple[int, int, int, int], values: Mapping) -> None:
+    def write(
+        self, block: str, rect: tuple[int, int, int, int], values: Mapping[str, np.ndarray]
+    ) -> None:
         y0, y1, x0, x1 = rect
         for k, v in values.items():
             self.arrays[k][y0:y1, x0:x1] = v
@@ -138,6 +140,14 @@ class MemorySink(_Base):
 
     def finalize(self) -> xr.Dataset:
         return self._dataset(self.arrays)
+
+
+def _open_band(path: Path) -> xr.DataArray:
+    """A single-band GeoTIFF written by a sink, lazy (2048 x 2048 chunks), without ``band``."""
+    opened = rioxarray.open_rasterio(path, chunks={"y": 2048, "x": 2048}, masked=False)
+    if not isinstance(opened, xr.DataArray):  # a list or Dataset: a file with subdatasets
+        raise ValueError(f"{str(path)!r} is not a single-band GeoTIFF")
+    return opened.squeeze("band", drop=True)
 
 
 def _atomic_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -192,7 +202,9 @@ class _FileSink(_Base):
     def _save_progress(self) -> None:
         _atomic_json(self.progress, {"fingerprint": self.fingerprint, "done": sorted(self.done)})
 
-    def write(self, block: str, rect: tuple[int, int, int, int], values: Mapping) -> None:
+    def write(
+        self, block: str, rect: tuple[int, int, int, int], values: Mapping[str, np.ndarray]
+    ) -> None:
         self._write(rect, values)
         self.done.add(block)
         self._save_progress()
@@ -203,15 +215,25 @@ class _FileSink(_Base):
     def _create(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _write(self, rect, values) -> None:  # pragma: no cover - overridden
+    def _write(
+        self, rect: tuple[int, int, int, int], values: Mapping[str, np.ndarray]
+    ) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
 
 class GeoTiffSink(_FileSink):
     """One Cloud-Optimised GeoTIFF per variable: ``<stem>_glacier_probability.tif`` ..."""
 
-    def __init__(self, path: str | os.PathLike, template, fingerprint, *, overwrite, resume,
-                 block_size: int = 512) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        template: xr.Dataset,
+        fingerprint: Mapping[str, Any],
+        *,
+        overwrite: bool,
+        resume: bool,
+        block_size: int = 512,
+    ) -> None:
         path = Path(path)
         stem = path.with_suffix("") if path.suffix.lower() in (".tif", ".tiff") else path
         self.targets = {k: stem.parent / f"{stem.name}_{k}.tif" for k in VARIABLES}
@@ -239,7 +261,7 @@ class GeoTiffSink(_FileSink):
             with rasterio.open(self.partials[k], "w", **profile):
                 pass
 
-    def _write(self, rect, values) -> None:
+    def _write(self, rect: tuple[int, int, int, int], values: Mapping[str, np.ndarray]) -> None:
         y0, y1, x0, x1 = rect
         window = rasterio.windows.Window(x0, y0, x1 - x0, y1 - y0)
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
@@ -259,19 +281,23 @@ class GeoTiffSink(_FileSink):
         for p in self.partials.values():
             p.unlink()
         self.progress.unlink()
-        arrays = {
-            k: rioxarray.open_rasterio(self.targets[k], chunks={"y": 2048, "x": 2048},
-                                       masked=False).squeeze("band", drop=True).data
-            for k in VARIABLES
-        }  # fmt: skip
+        arrays = {k: _open_band(self.targets[k]).data for k in VARIABLES}
         return self._dataset(arrays)
 
 
 class ZarrSink(_FileSink):
     """One Zarr store with the three variables and the grid's CRS."""
 
-    def __init__(self, path: str | os.PathLike, template, fingerprint, *, overwrite, resume,
-                 block_size: int = 2048) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        template: xr.Dataset,
+        fingerprint: Mapping[str, Any],
+        *,
+        overwrite: bool,
+        resume: bool,
+        block_size: int = 2048,
+    ) -> None:
         self.target = Path(path)
         self.partial = self.target.parent / f".{self.target.name}.partial"
         self.chunk = block_size
@@ -297,7 +323,7 @@ class ZarrSink(_FileSink):
         ds = self._dataset(lazy).drop_vars("valid")
         ds.to_zarr(self.partial, compute=False, mode="w", consolidated=False)
 
-    def _write(self, rect, values) -> None:
+    def _write(self, rect: tuple[int, int, int, int], values: Mapping[str, np.ndarray]) -> None:
         y0, y1, x0, x1 = rect
         block = xr.Dataset({k: (("y", "x"), np.asarray(v)) for k, v in values.items()})
         block.to_zarr(
@@ -394,13 +420,7 @@ def open_prediction(path: str | os.PathLike) -> xr.Dataset:
                 f"no prediction at {str(path)!r}: {str(files['glacier_mask'])!r} does not exist; "
                 "give the output path given to glaviz.predict (a GeoTIFF stem or a .zarr store)"
             )
-        opened = {
-            k: rioxarray.open_rasterio(f, chunks={"y": 2048, "x": 2048}, masked=False).squeeze(
-                "band", drop=True
-            )
-            for k, f in files.items()
-            if f.is_file()
-        }
+        opened = {k: _open_band(f) for k, f in files.items() if f.is_file()}
         arrays = {k: a.data for k, a in opened.items()}
         template = opened["glacier_mask"].to_dataset(name="m").drop_vars("m")
     return _Base(template, {})._dataset(arrays)

@@ -164,7 +164,7 @@ class WindowRunner:
             if self.stats is not None:
                 self.stats.add("probability", t)
             return out
-        total = None
+        total: torch.Tensor | None = None
         for k, flip in DIHEDRAL:
             t = time.perf_counter()
             moved = {}
@@ -183,6 +183,7 @@ class WindowRunner:
             total = p if total is None else total + p
             if self.stats is not None:
                 self.stats.add("probability", t)
+        assert total is not None  # DIHEDRAL has 8 entries
         t = time.perf_counter()
         out = (total / len(DIHEDRAL)).cpu().numpy()
         if self.stats is not None:

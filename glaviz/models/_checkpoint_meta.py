@@ -3,8 +3,9 @@
 Private helpers of :mod:`glaviz.models.checkpoint` (which documents the layout and re-exports
 the public names): the format constants, :class:`CheckpointError`, the metadata derived from a
 model (:func:`_base_metadata`), the validation and merging of caller metadata
-(:func:`_apply_changes`) and the checks of the metadata read from a file header
-(:func:`_metadata_from_header`).
+(:func:`_apply_changes`), the checks of the metadata read from a file header
+(:func:`_metadata_from_header`), and the public :func:`read_header` (a safetensors file's
+header) and :func:`shape_problems` (tensors against a model's state dict).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,9 +150,20 @@ def _default_bands(channels: Mapping[str, int]) -> dict[str, list[str] | None]:
     }
 
 
+def _model_channels(model: nn.Module) -> Mapping[str, int]:
+    """``model.input_channels``: the ``{group: channels}`` every registered model exposes."""
+    channels = model.input_channels
+    if not isinstance(channels, Mapping):
+        raise TypeError(
+            f"{type(model).__name__}.input_channels must be a mapping {{group: channels}}, "
+            f"got {type(channels).__name__}"
+        )
+    return channels
+
+
 def _base_metadata(model: nn.Module, name: str, config: dict[str, Any]) -> dict[str, Any]:
     catalog = load_catalog()
-    channels = {str(g): int(c) for g, c in model.input_channels.items()}
+    channels = {str(g): int(c) for g, c in _model_channels(model).items()}
     previous = getattr(model, "checkpoint_metadata", None) or {}
     bands = _default_bands(channels)
     bands.update(
@@ -206,3 +219,136 @@ def _metadata_from_header(header: Mapping[str, Any], path: Path) -> dict[str, An
             f"({glaviz.__version__}) reads up to {FORMAT_VERSION}: upgrade glaviz"
         )
     return meta
+
+
+# ------------------------------------------------------------------------------------------
+# the file header and the tensors (public: re-exported by glaviz.models.checkpoint)
+
+_MAX_HEADER = 100_000_000  # the safetensors limit
+_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".zip")
+_KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
+_PICKLE_HELP = (
+    "glaviz never unpickles (unpickling runs arbitrary code). If you trust the file: "
+    "model = glaviz.models.registry.build(...); model.load_state_dict(torch.load(path, "
+    "weights_only=True)); save_checkpoint(model, 'model.safetensors')"
+)
+_KERAS_HELP = "import it with glaviz.models.keras_import.load_keras_weights, then save_checkpoint"
+
+
+def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], int]:
+    """The safetensors header of a file (parsed JSON) and the offset of its tensor data.
+
+    Only the header is read. Files that are not safetensors are refused with a message saying
+    what they are: PyTorch pickles (by suffix or content), Keras/HDF5 files, truncated or
+    corrupted headers.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` file: a checkpoint
+        (:func:`~glaviz.models.checkpoint.save_checkpoint`) or a training state
+        (:func:`glaviz.train.state.save_training_state`).
+
+    Returns
+    -------
+    header : dict
+        The JSON header: ``{tensor name: {"dtype", "shape", "data_offsets"}}`` and, when
+        present, ``"__metadata__"`` (``{str: str}``).
+    offset : int
+        Where the tensor data starts in the file (8 + the header's length).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    CheckpointError
+        ``path`` is a pickle, a Keras/HDF5 file or not a readable safetensors file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from glaviz.models.checkpoint import save_checkpoint
+    >>> from glaviz.models.registry import build
+    >>> p = save_checkpoint(build("resunet-small"), pathlib.Path(tempfile.mkdtemp()) / "r")
+    >>> header, offset = read_header(p)
+    >>> sorted(header["__metadata__"]), offset == 8 + int.from_bytes(p.read_bytes()[:8], "little")
+    (['glaviz'], True)
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in _PICKLE_SUFFIXES:
+        raise CheckpointError(f"{path}: {suffix} files are PyTorch pickles; {_PICKLE_HELP}")
+    if suffix in _KERAS_SUFFIXES:
+        raise CheckpointError(f"{path}: a Keras weight file; {_KERAS_HELP}")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            raise CheckpointError(
+                f"{path} is a pickle (torch.save), not safetensors; {_PICKLE_HELP}"
+            )
+        if head.startswith(b"\x89HDF"):
+            raise CheckpointError(f"{path} is an HDF5 (Keras) file; {_KERAS_HELP}")
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if n <= 0 or n > _MAX_HEADER or 8 + n > size:
+            raise CheckpointError(
+                f"{path} is not a safetensors file (bad header length {n} for a file of {size} "
+                "bytes): truncated, corrupted or another format"
+            )
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors header ({exc})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
+    return header, 8 + n
+
+
+def shape_problems(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """How a state dict differs from the one a model expects, by tensor names and shapes.
+
+    Parameters
+    ----------
+    expected : Mapping[str, torch.Tensor]
+        The model's ``state_dict()`` (on the ``meta`` device is enough: only shapes are read).
+    found : Mapping[str, torch.Tensor]
+        The tensors to load, e.g. read from a checkpoint.
+
+    Returns
+    -------
+    list of str
+        One line per kind of problem present: missing tensors, unexpected tensors, shape
+        mismatches, each with its count and the first 8 names. Empty when the tensors fit.
+
+    Examples
+    --------
+    >>> import torch
+    >>> expected = {"w": torch.zeros(2, 3), "b": torch.zeros(2)}
+    >>> shape_problems(expected, {"w": torch.zeros(2, 3), "b": torch.zeros(2)})
+    []
+    >>> for line in shape_problems(expected, {"w": torch.zeros(3, 3), "x": torch.zeros(1)}):
+    ...     print(line)
+    missing tensors (1): b
+    unexpected tensors (1): x
+    shape mismatches (1): w: expected (2, 3), found (3, 3)
+    """
+    shape = {k: tuple(v.shape) for k, v in found.items()}
+    groups = {
+        "missing tensors": [k for k in expected if k not in found],
+        "unexpected tensors": [k for k in found if k not in expected],
+        "shape mismatches": [
+            f"{k}: expected {tuple(v.shape)}, found {shape[k]}"
+            for k, v in expected.items()
+            if k in shape and tuple(v.shape) != shape[k]
+        ],
+    }
+    return [
+        f"{what} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+        for what, keys in groups.items()
+        if keys
+    ]

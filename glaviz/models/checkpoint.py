@@ -66,7 +66,10 @@ from glaviz.models._checkpoint_meta import (
     _base_metadata,
     _default_bands,
     _metadata_from_header,
+    _model_channels,
     _to_json,
+    read_header,
+    shape_problems,
 )
 from glaviz.models.registry import build, registry_name
 from glaviz.models.runtime import resolve_device
@@ -79,14 +82,13 @@ __all__ = [
     "load_checkpoint",
     "model_sha256",
     "read_checkpoint_metadata",
+    "read_header",
     "save_checkpoint",
+    "shape_problems",
     "update_checkpoint_metadata",
 ]
 
 SUFFIX = ".safetensors"
-_MAX_HEADER = 100_000_000  # the safetensors limit
-_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar", ".zip")
-_KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
 # ------------------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ def _weights_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
         t = tensors[key].detach().to("cpu").contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
-            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+            h.update(t.reshape(-1).view(torch.uint8).numpy().data)  # a memoryview, no copy
     return h.hexdigest()
 
 
@@ -165,66 +167,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         model = model.module
     return getattr(model, "_orig_mod", model)  # torch.compile wrapper
-
-
-_PICKLE_HELP = (
-    "glaviz never unpickles (unpickling runs arbitrary code). If you trust the file: "
-    "model = glaviz.models.registry.build(...); model.load_state_dict(torch.load(path, "
-    "weights_only=True)); save_checkpoint(model, 'model.safetensors')"
-)
-_KERAS_HELP = "import it with glaviz.models.keras_import.load_keras_weights, then save_checkpoint"
-
-
-def _read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """The safetensors header (parsed JSON) and the offset of the tensor data."""
-    suffix = path.suffix.lower()
-    if suffix in _PICKLE_SUFFIXES:
-        raise CheckpointError(f"{path}: {suffix} files are PyTorch pickles; {_PICKLE_HELP}")
-    if suffix in _KERAS_SUFFIXES:
-        raise CheckpointError(f"{path}: a Keras weight file; {_KERAS_HELP}")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise CheckpointError(
-                f"{path} is a pickle (torch.save), not safetensors; {_PICKLE_HELP}"
-            )
-        if head.startswith(b"\x89HDF"):
-            raise CheckpointError(f"{path} is an HDF5 (Keras) file; {_KERAS_HELP}")
-        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
-        if n <= 0 or n > _MAX_HEADER or 8 + n > size:
-            raise CheckpointError(
-                f"{path} is not a safetensors file (bad header length {n} for a file of {size} "
-                "bytes): truncated, corrupted or another format"
-            )
-        raw = fh.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable safetensors header ({exc})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
-    return header, 8 + n
-
-
-def _shape_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any]) -> list[str]:
-    shape = {k: tuple(v.shape) for k, v in found.items()}
-    groups = {
-        "missing tensors": [k for k in expected if k not in found],
-        "unexpected tensors": [k for k in found if k not in expected],
-        "shape mismatches": [
-            f"{k}: expected {tuple(v.shape)}, found {shape[k]}"
-            for k, v in expected.items()
-            if k in shape and tuple(v.shape) != shape[k]
-        ],
-    }
-    return [
-        f"{what} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
-        for what, keys in groups.items()
-        if keys
-    ]
 
 
 # ------------------------------------------------------------------------------------------
@@ -315,7 +257,7 @@ def save_checkpoint(
     tensors = _plain_tensors(model.state_dict())
     with torch.device("meta"):  # structure only: no memory, no initialisation cost
         reference = build(name, **config)
-    problems = _shape_problems(reference.state_dict(), tensors)
+    problems = shape_problems(reference.state_dict(), tensors)
     if problems:
         raise CheckpointError(
             f"build({name!r}, **model.config) does not rebuild this model ({'; '.join(problems)})"
@@ -342,7 +284,7 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     ('setr', {'optical': 6, 'dem': 2}, None)
     """
     path = Path(path)
-    header, _ = _read_header(path)
+    header, _ = read_header(path)
     return _metadata_from_header(header, path)
 
 
@@ -375,7 +317,7 @@ def update_checkpoint_metadata(path: str | os.PathLike[str], **changes: Any) -> 
     0.01
     """
     path = Path(path)
-    header, offset = _read_header(path)
+    header, offset = read_header(path)
     meta = _apply_changes(_metadata_from_header(header, path), changes)
     header = dict(header)
     header["__metadata__"] = {
@@ -442,9 +384,9 @@ def check_compatible(
     obj = metadata_or_model
     if isinstance(obj, nn.Module):
         model = _unwrap(obj)
-        channels = dict(model.input_channels)
+        own = dict(_model_channels(model))
         obj = getattr(model, "checkpoint_metadata", None) or {
-            "inputs": {"channels": channels, "bands": _default_bands(channels)}
+            "inputs": {"channels": own, "bands": _default_bands(own)}
         }
     channels: dict[str, int] = dict(obj["inputs"]["channels"])
     bands: dict[str, list[str] | None] = dict(obj["inputs"].get("bands") or {})
@@ -551,7 +493,7 @@ def load_checkpoint(
             f"{path}: cannot read the weights ({exc}); the file is truncated or corrupted: "
             "copy or download it again"
         ) from None
-    problems = _shape_problems(model.state_dict(), tensors)
+    problems = shape_problems(model.state_dict(), tensors)
     if problems:
         raise CheckpointMismatchError(
             f"{path}: the weights do not fit {meta['model']!r} built from the stored config: "
@@ -565,6 +507,7 @@ def load_checkpoint(
         )
     model.load_state_dict(tensors, strict=True)
     model.to(resolve_device(device)).eval()
-    model.checkpoint_metadata = meta
+    # torch annotates Module.__setattr__ for tensors and modules only; any value is set
+    model.checkpoint_metadata = meta  # type: ignore[assignment]
     model.registry_name = meta["model"]
     return model

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from glaviz.errors import KerasImportError
+from glaviz.models.blocks import TransformerBlock
 from glaviz.models.glavitu import GlaViTU
 
 __all__ = [
@@ -157,7 +158,7 @@ def _split_layers(wf: KerasWeightFile) -> _Structure:
     location = None
     if parts and len(_shape(parts[0], 0)) == 2 and len(parts[0].weights) == 12:
         location = parts.pop(0)
-    heads = []
+    heads: list[KerasLayer] = []
     while parts and len(parts[-1].weights) == 2 and len(_shape(parts[-1], 0)) == 2:
         heads.insert(0, parts.pop())
     if len(parts) != 3 or not is_conv_block(parts[0]) or not is_conv_block(parts[2]):
@@ -438,6 +439,7 @@ def _convert(wf: KerasWeightFile, model: GlaViTU) -> dict[str, torch.Tensor]:
     pos = ld.take(tuple(setr.pos_embed.shape[1:]))
     state["setr.pos_embed"] = torch.from_numpy(np.ascontiguousarray(pos[None], np.float32))
     for i, block in enumerate(setr.blocks):
+        assert isinstance(block, TransformerBlock)  # ModuleList items are typed as Module
         pre = f"setr.blocks.{i}"
         ld.norm(f"{pre}.norm1", batch=False)
         _load_attention(ld, f"{pre}.attn", width, block.attn.num_heads, block.attn.head_dim)

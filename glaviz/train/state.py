@@ -135,10 +135,10 @@ def read_training_identity(path: str | os.PathLike) -> dict[str, Any] | None:
     CheckpointError
         ``path`` is not a glaviz training state (a pickle, another format, truncated).
     """
-    from glaviz.models.checkpoint import _read_header
+    from glaviz.models.checkpoint import read_header
 
     path = Path(path)
-    header, _ = _read_header(path)
+    header, _ = read_header(path)
     meta = header.get("__metadata__") or {}
     if _KEY not in meta:
         raise CheckpointError(
@@ -164,10 +164,10 @@ def load_training_state(
     CheckpointMismatchError
         Its weights do not fit ``model`` (another architecture or configuration).
     """
-    from glaviz.models.checkpoint import _read_header, _shape_problems
+    from glaviz.models.checkpoint import read_header, shape_problems
 
     path = Path(path)
-    header_raw, _ = _read_header(path)  # pickles, HDF5 and truncated files, naming the path
+    header_raw, _ = read_header(path)  # pickles, HDF5 and truncated files, naming the path
     meta = header_raw.get("__metadata__") or {}
     if _KEY not in meta:
         raise CheckpointError(
@@ -178,7 +178,7 @@ def load_training_state(
         header = json.loads(meta[_KEY])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     model_state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    problems = _shape_problems(model.state_dict(), model_state)
+    problems = shape_problems(model.state_dict(), model_state)
     if problems:
         raise CheckpointMismatchError(
             f"{path}: the saved training state does not fit this model ({'; '.join(problems)})"
