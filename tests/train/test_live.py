@@ -17,9 +17,11 @@ def test_live_plot_grows_and_renders():
     assert list(data["epoch"]) == [1.0, 2.0] and data["val_iou"].isna().tolist() == [False, True]
     fig = hv.render(plot.figure, backend="bokeh")
     # two figures side by side, the loss and the IoU, each drawing the epochs sent
-    figures = list(fig.select({"type": bokeh.plotting.figure}))
-    assert [f.title.text for f in figures] == ["train loss", "validation IoU"]
-    for f, column in zip(figures, ("train_loss", "val_iou")):
+    # (bokeh's select returns them in no fixed order: match them by title)
+    figures = {f.title.text: f for f in fig.select({"type": bokeh.plotting.figure})}
+    assert sorted(figures) == ["train loss", "validation IoU"]
+    for title, column in (("train loss", "train_loss"), ("validation IoU", "val_iou")):
+        f = figures[title]
         (source,) = {r.data_source for r in f.renderers}
         assert list(source.data["epoch"]) == [1.0, 2.0]
         np.testing.assert_array_equal(source.data[column], data[column].to_numpy())
