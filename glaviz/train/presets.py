@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from torch import nn
 
+from glaviz.data.tiles import Tile
 from glaviz.models.glavitu import GlaViTU
 from glaviz.train.augment import Augmentation
 from glaviz.train.fit import fit
@@ -30,7 +32,9 @@ CPU_RECIPE: dict[str, Any] = {
 }
 
 
-def small_glavitu(input_channels: Mapping[str, int], *, width: int = 16, **overrides: Any):
+def small_glavitu(
+    input_channels: Mapping[str, int], *, width: int = 16, **overrides: Any
+) -> GlaViTU:
     """A small GlaViTU for CPU training on 128-pixel patches (about 0.6 M parameters).
 
     Examples
@@ -51,9 +55,9 @@ def small_glavitu(input_channels: Mapping[str, int], *, width: int = 16, **overr
 
 
 def fit_small(
-    model: Any,
-    train: Sequence[Any],
-    val: Sequence[Any] | None = None,
+    model: nn.Module,
+    train: Sequence[Tile],
+    val: Sequence[Tile] | None = None,
     *,
     epochs: int = 15,
     steps_per_epoch: int = 40,
