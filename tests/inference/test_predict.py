@@ -142,9 +142,34 @@ def test_block_size_and_outputs_agree(model, scene, tmp_path):
     with rasterio.open(tmp_path / "p_glacier_mask.tif") as src:
         assert src.crs == scene.rio.crs and src.dtypes[0] == "uint8" and src.nodata == 255
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.compression == rasterio.enums.Compression.deflate  # readable everywhere
     assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob("*.progress.json"))
     with pytest.raises(FileExistsError, match="overwrite=True"):
         predict(model, scene, output=tmp_path / "p.tif", progress=False)
+
+
+def test_partials_are_fast_zstd_and_the_conversion_uses_torch_threads(
+    model, scene, tmp_path, monkeypatch
+):
+    """The partial GeoTIFFs are ZSTD level 1 (fast to write and to read back); the COG
+    conversion compresses with as many threads as torch uses."""
+    import rasterio
+    import rasterio.shutil
+
+    from glaviz.inference import sinks
+
+    seen: list[tuple[str | None, str | None]] = []
+    copy = rasterio.shutil.copy
+
+    def spy(src, dst, **options):
+        with rasterio.open(src) as partial:
+            seen.append((partial.compression and partial.compression.name, options["NUM_THREADS"]))
+        return copy(src, dst, **options)
+
+    monkeypatch.setattr(sinks.rasterio.shutil, "copy", spy)
+    monkeypatch.setattr(sinks.torch, "get_num_threads", lambda: 3)
+    predict(model, scene, output=tmp_path / "p.tif", progress=False)
+    assert seen == [("zstd", "3")] * 3
 
 
 def test_outputs_filled_in_row_chunks_equal_the_whole_strip(model, scene, monkeypatch):
