@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -202,6 +203,7 @@ def blend_rows(
     start_row: int = 0,
     read_width: int = 2048,
     stats: PredictStats | None = None,
+    prefetch: bool = True,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Blended glacier probability of a scene, yielded as finished row strips, top to bottom.
 
@@ -223,8 +225,11 @@ def blend_rows(
     read_width : int
         Columns of input read at once (plus one window).
     stats : PredictStats, optional
-        Adds the time spent in ``read``, ``prepare`` (padding and batching) and ``blend``,
-        and counts ``windows``.
+        Adds the time spent in ``read`` (waiting for it), ``prepare`` (padding and batching)
+        and ``blend``, and counts ``windows``.
+    prefetch : bool, default True
+        Read the next rectangle in a background thread while the model runs on this one
+        (reads stay one at a time and in order).
 
     Yields
     ------
@@ -257,6 +262,9 @@ def blend_rows(
             current = []
         current.append(x)
     chunks.append(current)
+    rects = [(y, min(y + window, height), g[0], min(g[-1] + window, width))
+             for y in ys for g in chunks]  # fmt: skip
+    reads = _in_order(read, rects, prefetch=prefetch)
     for y in ys:
         if y > top:  # rows top..y are final: no later window reaches them
             t = time.perf_counter()
@@ -272,8 +280,8 @@ def blend_rows(
         y1 = min(y + window, height)
         for group in chunks:
             t = time.perf_counter()
-            x0, x1 = group[0], min(group[-1] + window, width)
-            arrays = read(y, y1, x0, x1)
+            x0 = group[0]
+            arrays = next(reads)
             t = stats.add("read", t)
             for i in range(0, len(group), batch_size):
                 corners = [(y, x) for x in group[i : i + batch_size]]
@@ -307,6 +315,27 @@ def blend_rows(
         out = acc[:n] / wsum[:n]
         stats.add("blend", t)
         yield top, height, out
+
+
+def _in_order(
+    read: Callable[[int, int, int, int], dict[str, np.ndarray]],
+    rects: Sequence[tuple[int, int, int, int]],
+    *,
+    prefetch: bool,
+) -> Iterator[dict[str, np.ndarray]]:
+    """``read(*rect)`` for each rectangle in order; with ``prefetch`` the next one is read in a
+    background thread while the caller works on the current one (one read at a time)."""
+    if not prefetch:
+        for rect in rects:
+            yield read(*rect)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="glaviz-read") as pool:
+        ahead = pool.submit(read, *rects[0]) if rects else None
+        for i in range(len(rects)):
+            assert ahead is not None
+            arrays = ahead.result()  # re-raises the reader's error here, in order
+            ahead = pool.submit(read, *rects[i + 1]) if i + 1 < len(rects) else None
+            yield arrays
 
 
 def _fill(dst: np.ndarray, src: np.ndarray, x: int) -> None:

@@ -132,3 +132,32 @@ def test_three_quarter_stride_runs_fewer_windows_and_agrees_on_window_free_model
         b["glacier_probability"].values, a["glacier_probability"].values, atol=1e-6
     )
     assert (a["glacier_mask"].values == b["glacier_mask"].values).mean() > 0.999
+
+
+def _reader(scene: xr.Dataset, calls: list, fail_at: int | None = None):
+    def read(y0: int, y1: int, x0: int, x1: int) -> dict[str, np.ndarray]:
+        calls.append((y0, y1, x0, x1))
+        if fail_at is not None and len(calls) == fail_at:
+            raise OSError(f"cannot read rows {y0}..{y1}")
+        return {g: np.asarray(scene[g][:, y0:y1, x0:x1].values, np.float32) for g in GROUPS}
+
+    return read
+
+
+def test_prefetched_reads_run_in_order_and_change_nothing(model, scene) -> None:
+    from glaviz.inference.windows import blend_rows
+
+    runner = WindowRunner(model, list(GROUPS), device=torch.device("cpu"))
+    kwargs = {"shape": (90, 110), "window": 32, "stride": 16, "batch_size": 2, "read_width": 40}
+    outs, orders = [], []
+    for prefetch in (False, True):
+        calls: list = []
+        strips = list(blend_rows(runner, _reader(scene, calls), prefetch=prefetch, **kwargs))
+        outs.append(np.concatenate([p for _, _, p in strips]))
+        orders.append(calls)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    assert orders[1] == orders[0] and len(orders[0]) > len(window_starts(90, 32, 16))
+    calls = []
+    with pytest.raises(OSError, match="cannot read rows"):  # the reader's error, not a hang
+        list(blend_rows(runner, _reader(scene, calls, fail_at=3), prefetch=True, **kwargs))
+    assert len(calls) == 3  # nothing read after the failing rectangle
