@@ -9,7 +9,7 @@ that is slower or busier at one moment than at another.
 * ``speed``: Mpx/s of ``glaviz.predict`` (384 windows, stride 192, Gaussian blending, its
   default batch: 2 on CPU, 8 on CUDA) and of a naive loop (one window at a time, no overlap,
   no blending) for the reference GlaViTU and a small configuration, on CPU (and CUDA when
-  present), at ``--size``.
+  present), at ``--size``; and the reference GlaViTU writing COGs (its overhead).
 * ``memory``: model time, total time, overhead, Mpx/s and peak RSS of ``glaviz.predict``
   writing COGs for a lazily generated synthetic scene of ``--small`` and of ``--large`` px
   with the small configuration: memory must be bounded by the block, not the scene (target
@@ -276,6 +276,9 @@ def main() -> None:
                     print(json.dumps(rows[-1]), flush=True)
             rows.append(run({**common, "mode": "predict", "model": "reference", "device": device,
                              "size": args.size, "precision": "bf16"}))  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+            rows.append(run({**common, "mode": "predict", "model": "reference", "device": device,
+                             "size": args.size, "write": True}))  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     if "stride" in only:
         fractions = [float(f) for f in args.strides.split(",") if f.strip()]

@@ -20,6 +20,7 @@ from pyproj import CRS
 from shapely import STRtree
 
 from glaviz.errors import MissingCRSError
+from glaviz.types import CRSLike
 from glaviz.vector import to_outlines
 
 __all__ = [
@@ -224,7 +225,7 @@ def compare_outlines(
     clean_ice_uncertainty: float = 0.05,
     debris_uncertainty: float = 0.30,
     spacing: float = 5.0,
-    crs: Any = None,
+    crs: CRSLike | None = None,
 ) -> pd.DataFrame:
     """Per reference glacier: matched predicted area, area deviation and boundary distances.
 

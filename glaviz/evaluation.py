@@ -29,7 +29,7 @@ Inputs, everywhere:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -40,6 +40,15 @@ from glaviz.calibration import bin_sums, binary_confidence, ece_from_table, tabl
 from glaviz.data.outlines import rasterize_outlines
 from glaviz.errors import GridMismatchError, MissingCRSError, warn
 from glaviz.metrics import Confusion, confusion
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported only when a model runs
+    from torch import nn
+
+#: What :func:`evaluate` takes: one prediction (a Dataset with ``glacier_mask``, a mask
+#: DataArray or array), or many tiles as a list of tuples/dicts or a dict of them.
+Predictions: TypeAlias = (
+    "xr.Dataset | xr.DataArray | np.ndarray | Sequence[Any] | Mapping[str, Any]"
+)
 
 __all__ = [
     "LEVELS",
@@ -314,10 +323,10 @@ def _items(
 
 
 def evaluate(
-    prediction: Any,
-    reference: Any = None,
+    prediction: Predictions,
+    reference: gpd.GeoDataFrame | xr.DataArray | xr.Dataset | np.ndarray | None = None,
     *,
-    valid: Any = None,
+    valid: xr.DataArray | np.ndarray | None = None,
     tile: str | None = None,
     region: str | None = None,
     subregion: str | None = None,
@@ -422,7 +431,7 @@ def reliability(
 
 
 def evaluate_benchmark(
-    model: Any,
+    model: nn.Module,
     benchmark_set: Iterable[Any],
     *,
     predict_kwargs: Mapping[str, Any] | None = None,

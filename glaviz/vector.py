@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -37,9 +37,7 @@ from pyproj import CRS
 from shapely.geometry import shape
 
 from glaviz.errors import MissingCRSError
-
-#: What :meth:`pyproj.CRS.from_user_input` accepts: a CRS, "EPSG:32645", 32645, a PROJ dict.
-CRSLike: TypeAlias = CRS | str | int | dict[str, Any]
+from glaviz.types import CRSLike
 
 __all__ = [
     "area_km2",

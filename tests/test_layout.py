@@ -19,7 +19,7 @@ MAX_LINES = 600
 
 #: Layer of each top-level part of the package (the first name after ``glaviz.``).
 LAYERS: dict[str, int] = {
-    "_io": 0, "_lazy": 0, "errors": 0, "catalog": 0, "data": 0,
+    "_io": 0, "_lazy": 0, "errors": 0, "types": 0, "catalog": 0, "data": 0,
     "metrics": 1, "vector": 1, "calibration": 1, "baselines": 1,
     "models": 2,
     "train": 3, "inference": 3,

@@ -79,3 +79,43 @@ def test_functions_are_looked_up_on_every_access(monkeypatch):
     monkeypatch.setattr(glaviz.evaluation, "evaluate", fake)
     monkeypatch.setattr(glaviz.viz.plots, "metric_bars", fake)
     assert glaviz.evaluate is fake and glaviz.viz.metric_bars is fake
+
+
+def _public_functions():
+    """(name, function) of every public function and public method of the two namespaces."""
+    import inspect
+
+    import glaviz.viz
+
+    for mod in (glaviz, glaviz.viz):
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj):
+                yield name, obj
+            elif inspect.isclass(obj) and obj.__module__.startswith("glaviz"):
+                for attr, member in vars(obj).items():
+                    if inspect.isfunction(member) and (attr == "__init__" or attr[0] != "_"):
+                        yield f"{name}.{attr}", member
+
+
+def test_no_bare_any_in_public_signatures() -> None:
+    """Public parameters and returns name their types (``**kwargs: Any`` passes options on)."""
+    import ast
+    import inspect
+    import textwrap
+
+    bare = []
+    checked = 0
+    for name, func in _public_functions():
+        node = ast.parse(textwrap.dedent(inspect.getsource(func))).body[0]
+        assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        checked += 1
+        args = node.args
+        named = args.posonlyargs + args.args + args.kwonlyargs
+        named += [args.vararg] if args.vararg else []
+        for a in named:
+            if a.annotation is not None and ast.unparse(a.annotation) == "Any":
+                bare.append(f"{name}({a.arg})")
+        if node.returns is not None and ast.unparse(node.returns) == "Any":
+            bare.append(f"{name} -> Any")
+    assert checked > 40 and bare == []

@@ -41,6 +41,7 @@ from glaviz.data.convert import convert, parse_mtl, processing_baseline_from_pat
 from glaviz.data.identity import is_registered, register
 from glaviz.data.terrain import slope
 from glaviz.errors import SceneCRSError, SceneError, SceneGridError
+from glaviz.types import ChunksLike
 
 __all__ = ["SceneError", "band_dim", "group_array", "open_scene"]
 
@@ -328,7 +329,7 @@ def open_scene(
     reference: str | None = None,
     metadata: Mapping[str, Any] | PathLike | None = None,
     processing_baseline: str | None = None,
-    chunks: Any = None,
+    chunks: ChunksLike | None = None,
     check_valid: bool = True,
     nodata: float | Mapping[str, float] | None = None,
     range_warning: float | None = 0.05,

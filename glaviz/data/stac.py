@@ -42,7 +42,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import xarray as xr
@@ -68,9 +68,15 @@ from glaviz.data.stac_items import (
 )
 from glaviz.data.stac_metadata import conversion_metadata
 from glaviz.errors import SceneGridError
+from glaviz.types import CRSLike
 
 if TYPE_CHECKING:  # pragma: no cover
     import pystac
+
+#: What :func:`open_stac` takes: pystac Items, an ItemCollection, item JSON dicts or paths/URLs
+#: of item JSON files, or a sequence of them.
+StacItem: TypeAlias = "pystac.Item | Mapping[str, Any] | str | os.PathLike[str]"
+StacItems: TypeAlias = "StacItem | pystac.ItemCollection | Iterable[StacItem]"
 
 __all__ = ["COMMON_NAMES", "infer_sensor", "open_stac"]
 
@@ -339,11 +345,11 @@ def _open_date(
 
 
 def open_stac(
-    items: Any,
+    items: StacItems,
     *,
     sensor: str | None = None,
     bbox: Sequence[float] | None = None,
-    crs: Any = None,
+    crs: CRSLike | None = None,
     resolution: float | None = None,
     dem: PathLike | xr.DataArray | None = None,
     groups: Sequence[str] | None = None,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -101,7 +102,7 @@ class RegionAdaptation:
 
 def adapt_region(
     model: nn.Module,
-    scene: Any,
+    scene: xr.Dataset | Tile,
     *,
     patch_size: int | None = None,
     crops_per_epoch: int = 16,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -114,7 +114,7 @@ def compare_map(
     *,
     layers: Sequence[str] | None = None,
     split: tuple[str, str] | None = DEFAULT_SPLIT,
-    basemap: Any = None,
+    basemap: ipyleaflet.TileLayer | Mapping[str, Any] | None = None,
     opacity: float = 0.7,
     max_size: int = 2048,
     confidence_threshold: float = 0.95,
