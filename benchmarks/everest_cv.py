@@ -13,6 +13,13 @@ precision, recall, F1, area deviation. Fixed seeds. Prints a table and one JSON 
 
     python benchmarks/everest_cv.py                       # 4 folds, 10 minutes of training each
     python benchmarks/everest_cv.py --folds NE --minutes 2
+    python benchmarks/everest_cv.py --folds NW SE --batches 600 --patch-size 256 --batch-size 2
+
+Recipe variants for comparisons (README, accuracy section): ``--batches`` trains a fixed number
+of batches instead of a time budget (so that variants compare on a busy machine), and
+``--patch-size``/``--batch-size``, ``--augment strong``, ``--derived`` (NDVI, NDWI and texture
+as extra channels; the threshold baseline keeps the bands) and ``--area-weighted`` (training
+tiles drawn in proportion to their area) change the recipe.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xarray as xr
 
 from glaviz.baselines import fit_threshold
 from glaviz.data import scale
@@ -33,6 +41,7 @@ from glaviz.inference import predict
 from glaviz.metrics import confusion
 from glaviz.models.checkpoint import load_checkpoint
 from glaviz.models.runtime import cpu_summary
+from glaviz.train.augment import Augmentation
 from glaviz.train.presets import fit_small, small_glavitu
 
 
@@ -48,11 +57,49 @@ def scores(c) -> dict[str, float]:
 
 def batches_per_second(channels: dict[str, int], tiles: list, args) -> float:
     """Training speed measured on a throwaway model (so the budget becomes a batch count)."""
-    probe = small_glavitu(channels, width=args.width)
-    fit_small(probe, tiles, None, epochs=1, steps_per_epoch=3, progress=False, live_plot=False)
+    probe = small_glavitu(channels, width=args.width, tile_size=args.patch_size)
+    kw = recipe(args)
+    fit_small(
+        probe, tiles, None, epochs=1, steps_per_epoch=3, progress=False, live_plot=False, **kw
+    )
     started = time.perf_counter()
-    fit_small(probe, tiles, None, epochs=1, steps_per_epoch=8, progress=False, live_plot=False)
+    fit_small(
+        probe, tiles, None, epochs=1, steps_per_epoch=8, progress=False, live_plot=False, **kw
+    )
     return 8 / (time.perf_counter() - started)
+
+
+def recipe(args) -> dict:
+    """``fit_small`` overrides chosen on the command line (defaults: the preset's)."""
+    kw: dict = {"patch_size": args.patch_size, "batch_size": args.batch_size}
+    if args.augment == "strong":
+        kw["augment"] = Augmentation(gamma=0.8, gamma_range=(0.6, 1.5), noise=0.8,
+                                     noise_shift_sigma=0.05, occlusion=0.3,
+                                     occlusion_max_fraction=0.3)  # fmt: skip
+    return kw
+
+
+def with_derived(scaled):
+    """The scaled scene with three channels derived from the bands appended to ``optical``:
+    NDVI and NDWI (green-NIR) mapped to [0, 1], and the local standard deviation of brightness
+    in 5 x 5 pixels (texture: debris-covered ice is hummocky)."""
+    from scipy.ndimage import uniform_filter
+
+    opt = scaled["optical"]
+    b = {n: np.asarray(opt.sel(optical_band=n).values, np.float32) for n in opt.optical_band.values}
+    eps = 1e-6
+    ndvi = (b["nir"] - b["red"]) / (b["nir"] + b["red"] + eps)
+    ndwi = (b["green"] - b["nir"]) / (b["green"] + b["nir"] + eps)
+    bright = (b["red"] + b["green"] + b["blue"]) / 3
+    mean = uniform_filter(bright, 5)
+    std = np.sqrt(np.maximum(uniform_filter(bright * bright, 5) - mean * mean, 0))
+    extra = np.stack([(ndvi + 1) / 2, (ndwi + 1) / 2, np.clip(std * 4, 0, 1)])
+    values = np.concatenate([np.asarray(opt.values, np.float32), extra])
+    names = list(opt.optical_band.values) + ["ndvi", "ndwi", "texture"]
+    out = scaled.drop_vars("optical").drop_dims("optical_band")
+    out["optical"] = xr.DataArray(values, dims=opt.dims, coords={"optical_band": names})
+    out["optical"].attrs.update(opt.attrs)
+    return out
 
 
 def run_fold(fold: dict, channels: dict[str, int], args, workdir: Path) -> dict:
@@ -65,16 +112,23 @@ def run_fold(fold: dict, channels: dict[str, int], args, workdir: Path) -> dict:
         best_val = run.get("best_val_iou", float("nan"))
     else:
         torch.manual_seed(args.seed)
-        rate = batches_per_second(channels, fold["train"], args)
-        total = max(steps, int(rate * args.minutes * 60 * 0.9))  # 10 % for validation
+        train = fold["train"]
+        if args.area_weighted:  # tiles drawn in proportion to their area (repeats in the list)
+            smallest = min(t.shape[0] * t.shape[1] for t in train)
+            train = [t for t in train for _ in range(round(2 * t.shape[0] * t.shape[1] / smallest))]
+        if args.batches:
+            total = args.batches
+        else:
+            rate = batches_per_second(channels, fold["train"], args)
+            total = max(steps, int(rate * args.minutes * 60 * 0.9))  # 10 % for validation
         epochs = max(1, total // steps)
         torch.manual_seed(args.seed)
-        model = small_glavitu(channels, width=args.width)
+        model = small_glavitu(channels, width=args.width, tile_size=args.patch_size)
         started = time.perf_counter()
         history = fit_small(
-            model, fold["train"], fold["val"], epochs=epochs, steps_per_epoch=steps,
+            model, train, fold["val"], epochs=epochs, steps_per_epoch=steps,
             checkpoint_dir=workdir, seed=args.seed, progress=not args.quiet, live_plot=False,
-            schedule=args.schedule, lr=args.lr, resume=False,
+            schedule=args.schedule, lr=args.lr, resume=False, **recipe(args),
         )  # fmt: skip
         minutes = (time.perf_counter() - started) / 60
         best_val = float(history["val_iou"].max())
@@ -88,10 +142,11 @@ def run_fold(fold: dict, channels: dict[str, int], args, workdir: Path) -> dict:
     pred = predict(best, test.scene, tta=args.tta, progress=False)
     model_c = confusion(pred["glacier_mask"].values == 1, ref, valid)
     all_c = confusion(np.ones_like(valid), ref, valid)
+    plain = fold.get("plain", fold)  # the baseline sees the bands only
     rule = fit_threshold(
-        [t.scene for t in fold["train"]], [np.asarray(t.mask) for t in fold["train"]]
+        [t.scene for t in plain["train"]], [np.asarray(t.mask) for t in plain["train"]]
     )
-    rule_c = confusion(rule.apply(test.scene), ref, valid)
+    rule_c = confusion(rule.apply(plain["test"].scene), ref, valid)
     confusions = {"model": model_c, "all_glacier": all_c, "threshold": rule_c}
     if args.val_threshold:  # the probability threshold with the best IoU on validation
         val = fold["val"][0]
@@ -119,6 +174,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folds", nargs="+", default=list(FOLDS), choices=FOLDS)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per fold")
+    parser.add_argument("--batches", type=int,
+                        help="train this many batches per fold instead of a time budget "
+                        "(for comparing recipes on a loaded machine)")  # fmt: skip
+    parser.add_argument("--patch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--augment", default="preset", choices=["preset", "strong"])
+    parser.add_argument(
+        "--derived", action="store_true", help="append NDVI, NDWI and texture to the bands"
+    )
+    parser.add_argument("--area-weighted", action="store_true",
+                        help="draw training tiles in proportion to their area")  # fmt: skip
     parser.add_argument("--steps-per-epoch", type=int, default=40)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -144,7 +210,14 @@ def main() -> None:
     scaled = scale(scene)
     folds = quadrant_folds(scaled, mask, gap=args.gap, val_width=args.val_width, region="HMA",
                            folds=args.folds)  # fmt: skip
-    channels = {"optical": int(scaled["optical_band"].size)}
+    if args.derived:
+        plain = folds
+        folds = quadrant_folds(with_derived(scaled), mask, gap=args.gap,
+                               val_width=args.val_width, region="HMA",
+                               folds=args.folds)  # fmt: skip
+        for name in folds:
+            folds[name]["plain"] = plain[name]
+    channels = {"optical": int(next(iter(folds.values()))["test"].scene["optical_band"].size)}
     results = {}
     for name, fold in folds.items():
         results[name] = run_fold(fold, channels, args, args.workdir / name)
