@@ -26,6 +26,12 @@ def test_demo_trains_maps_and_writes_the_report(tmp_path, capsys):
     p, r = summary["precision"], summary["recall"]
     assert summary["iou"] == pytest.approx(p * r / (p + r - p * r) if p * r else 0.0)
     assert f"IoU {result['iou']:.3f}" in printed
+    # the confidence was calibrated on the validation strip, and the report says so
+    from glaviz.models.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(out / "model" / "best.safetensors").checkpoint_metadata
+    assert meta.get("calibration") and "2/3 calibrating" in printed
+    assert "Reliability (calibrated confidence)" in text
     # a second run does not overwrite the report unless asked
     with pytest.raises(SystemExit, match="--overwrite"):
         main(["--output", str(out), "--epochs", "1", "--steps", "3"])
