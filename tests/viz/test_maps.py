@@ -67,24 +67,31 @@ def test_grid_lookup_matches_pyproj(everest):
     np.testing.assert_allclose((left, bottom, right, top), grid.bounds, atol=1e-6)
 
 
+def _reference_and_direct(data, outlines):
+    """The map's warped reference layer, the outlines rasterised straight onto the display
+    grid, the display pixels inside the scene, and how far (metres) the farthest pixel where
+    the two differ lies from an outline's boundary."""
+    warped = data.values["reference"]
+    polys = outlines.to_crs(3857).geometry
+    direct = rasterio.features.rasterize(
+        ((g, 1) for g in polys), out_shape=warped.shape, transform=data.grid.transform,
+        dtype="uint8",
+    )  # fmt: skip
+    inside = data.values["row"] >= 0
+    i, j = np.nonzero(inside & (warped != direct))
+    xs, ys = data.grid.transform * (j + 0.5, i + 0.5)
+    distance = shapely.distance(shapely.points(xs, ys), shapely.union_all(polys.boundary.values))
+    return warped, direct, inside, float(distance.max())
+
+
 def test_reference_outline_and_mask_border_coincide_within_one_display_pixel(everest):
     scene, _, outlines, _ = everest
     data = display_data(scene, reference=outlines, layers=["rgb"])
-    warped = data.values["reference"]
-    grid = data.grid
-    polys = outlines.to_crs(3857).geometry
-    direct = rasterio.features.rasterize(
-        ((g, 1) for g in polys), out_shape=warped.shape, transform=grid.transform, dtype="uint8"
-    )
-    inside_scene = data.values["row"] >= 0
+    warped, direct, inside_scene, farthest = _reference_and_direct(data, outlines)
     differ = inside_scene & (warped != direct)
     agree = inside_scene & (warped == 1) & (direct == 1)
     assert agree.sum() > 100_000 and differ.sum() < 0.05 * agree.sum()
-    i, j = np.nonzero(differ)
-    xs, ys = grid.transform * (j + 0.5, i + 0.5)
-    boundary = shapely.union_all(polys.boundary.values)
-    distance = shapely.distance(shapely.points(xs, ys), boundary)
-    assert distance.max() <= grid.resolution  # one display pixel
+    assert farthest <= data.grid.resolution  # one display pixel
 
 
 def test_hillshade_lights_a_slope_facing_the_sun_fully():
@@ -435,16 +442,6 @@ def test_geographic_scene_lands_pixel_true_under_its_outline():
     assert scene.rio.crs.is_geographic
     data = display_data(scene, reference=outline)
     assert {"hillshade", "slope"} <= set(data.layers)
-    warped = data.values["reference"]
-    grid = data.grid
-    polys = outline.to_crs(3857).geometry
-    direct = rasterio.features.rasterize(
-        ((g, 1) for g in polys), out_shape=warped.shape, transform=grid.transform, dtype="uint8"
-    )
-    inside = data.values["row"] >= 0
-    differ = inside & (warped != direct)
+    _, direct, inside, farthest = _reference_and_direct(data, outline)
     assert (inside & (direct == 1)).sum() > 1000
-    i, j = np.nonzero(differ)
-    xs, ys = grid.transform * (j + 0.5, i + 0.5)
-    distance = shapely.distance(shapely.points(xs, ys), shapely.union_all(polys.boundary.values))
-    assert distance.max() <= grid.resolution
+    assert farthest <= data.grid.resolution
