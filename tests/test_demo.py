@@ -31,7 +31,7 @@ def test_demo_trains_maps_and_writes_the_report(tmp_path, capsys):
 
     meta = load_checkpoint(out / "model" / "best.safetensors").checkpoint_metadata
     assert meta.get("calibration") and "2/3 calibrating" in printed
-    assert "Reliability (calibrated confidence)" in text
+    assert "Reliability (calibrated): ECE 0." in text
     # a second run does not overwrite the report unless asked
     with pytest.raises(SystemExit, match="--overwrite"):
         main(["--output", str(out), "--epochs", "1", "--steps", "3"])
