@@ -284,20 +284,23 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], int]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        head = fh.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+        n = struct.unpack("<Q", head[:8])[0] if len(head) == 9 else -1
+        # safetensors: a plausible header length, then the JSON header's "{" (checked first:
+        # a length whose first bytes happen to be a pickle's or a zip's magic is still one)
+        plausible = 0 < n <= _MAX_HEADER and 8 + n <= size and head[8:] == b"{"
+        if not plausible and (head[:2] == b"PK" or head[:1] == b"\x80"):
             raise CheckpointError(
                 f"{path} is a pickle (torch.save), not safetensors; {_PICKLE_HELP}"
             )
         if head.startswith(b"\x89HDF"):
             raise CheckpointError(f"{path} is an HDF5 (Keras) file; {_KERAS_HELP}")
-        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
         if n <= 0 or n > _MAX_HEADER or 8 + n > size:
             raise CheckpointError(
                 f"{path} is not a safetensors file (bad header length {n} for a file of {size} "
                 "bytes): truncated, corrupted or another format"
             )
-        raw = fh.read(n)
+        raw = head[8:] + fh.read(n - 1)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -284,3 +284,21 @@ def test_importing_the_models_does_not_load_the_raster_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("magic", [b"\x80", b"PK"])
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path, magic):
+    """The first 8 bytes are the header's length: 0x..80 or 0x4B50 ("PK") bytes is a valid
+    safetensors file (this refused a real checkpoint whose metadata had such a length)."""
+    from glaviz.models.checkpoint import read_header
+
+    path = tmp_path / "padded.safetensors"
+    for pad in range(0, 20_000, 8):  # safetensors pads the header to a multiple of 8
+        save_file({"w": torch.zeros(2)}, path, metadata={"pad": "x" * pad})
+        if path.read_bytes()[: len(magic)] == magic:
+            break
+    else:
+        pytest.fail(f"no padding gave a header length starting with {magic!r}")
+    header, offset = read_header(path)
+    assert header["__metadata__"]["pad"] == "x" * pad
+    assert offset == 8 + struct.unpack("<Q", path.read_bytes()[:8])[0]
