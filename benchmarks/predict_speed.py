@@ -180,7 +180,9 @@ def worker(task: dict) -> dict:
         result = {**task, "seconds": round(seconds, 2),
                   "mpx_per_s": round(task["size"] ** 2 / 1e6 / seconds, 3)}  # fmt: skip
     else:
-        predict(model, crop, device=device, progress=False)  # warm-up
+        with tempfile.TemporaryDirectory() as tmp:  # warm-up, with the same kind of output
+            predict(model, crop, device=device, progress=False,
+                    output=tmp + "/warm" if task.get("write") else None)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             out = tmp + "/pred" if task.get("write") else None
             base, row = _timed(model, scene, device=device, output=out,

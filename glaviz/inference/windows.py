@@ -255,15 +255,15 @@ def blend_rows(
     scratch = np.empty((window, window), np.float32)
     buffers: dict[str, np.ndarray] = {}  # group -> (batch, window, window, C)
     top = start_row
-    chunks, current = [], [xs[0]]
-    for x in xs[1:]:
-        if x - current[0] > read_width:
-            chunks.append(current)
-            current = []
-        current.append(x)
-    chunks.append(current)
+    chunks = _column_groups(xs, read_width)
+    # the first read is waited for (nothing to overlap it with): its first group is narrow, so
+    # the model starts after reading about one window's columns, and the rest of the row is
+    # read meanwhile
+    narrow = [x for x in xs if x - xs[0] <= max(window, read_width // 4)]
+    first = [narrow, *_column_groups(xs[len(narrow) :], read_width)] if xs[len(narrow) :] else [xs]
+    groups = {y: first if i == 0 else chunks for i, y in enumerate(ys)}
     rects = [(y, min(y + window, height), g[0], min(g[-1] + window, width))
-             for y in ys for g in chunks]  # fmt: skip
+             for y in ys for g in groups[y]]  # fmt: skip
     reads = _in_order(read, rects, prefetch=prefetch)
     for y in ys:
         if y > top:  # rows top..y are final: no later window reaches them
@@ -278,7 +278,7 @@ def blend_rows(
             yield top, y, out
             top = y
         y1 = min(y + window, height)
-        for group in chunks:
+        for group in groups[y]:
             t = time.perf_counter()
             x0 = group[0]
             arrays = next(reads)
@@ -315,6 +315,17 @@ def blend_rows(
         out = acc[:n] / wsum[:n]
         stats.add("blend", t)
         yield top, height, out
+
+
+def _column_groups(xs: Sequence[int], read_width: int) -> list[list[int]]:
+    """Window column starts in runs spanning at most ``read_width`` columns (plus a window)."""
+    groups: list[list[int]] = []
+    for x in xs:
+        if groups and x - groups[-1][0] <= read_width:
+            groups[-1].append(x)
+        else:
+            groups.append([x])
+    return groups
 
 
 def _in_order(

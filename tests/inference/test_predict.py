@@ -148,11 +148,13 @@ def test_block_size_and_outputs_agree(model, scene, tmp_path):
         predict(model, scene, output=tmp_path / "p.tif", progress=False)
 
 
-def test_partials_are_fast_zstd_and_the_conversion_uses_torch_threads(
-    model, scene, tmp_path, monkeypatch
+@pytest.mark.parametrize("limit_gib, partial", [(2.0, None), (0.0, "zstd")])
+def test_partials_compression_and_the_conversion_uses_torch_threads(
+    model, scene, tmp_path, monkeypatch, limit_gib, partial
 ):
-    """The partial GeoTIFFs are ZSTD level 1 (fast to write and to read back); the COG
-    conversion compresses with as many threads as torch uses."""
+    """The partial GeoTIFFs are uncompressed (fastest to write and to read back) unless they
+    would be large, then ZSTD level 1; the COG conversion compresses with as many threads as
+    torch uses, and the result is the same."""
     import rasterio
     import rasterio.shutil
 
@@ -168,8 +170,46 @@ def test_partials_are_fast_zstd_and_the_conversion_uses_torch_threads(
 
     monkeypatch.setattr(sinks.rasterio.shutil, "copy", spy)
     monkeypatch.setattr(sinks.torch, "get_num_threads", lambda: 3)
-    predict(model, scene, output=tmp_path / "p.tif", progress=False)
-    assert seen == [("zstd", "3")] * 3
+    monkeypatch.setattr(sinks, "PARTIAL_UNCOMPRESSED_MAX_GIB", limit_gib)
+    out = predict(model, scene, output=tmp_path / "p.tif", progress=False)
+    assert seen == [(partial, "3")] * 3
+    whole = predict(model, scene, progress=False)
+    np.testing.assert_array_equal(out["glacier_probability"].values,
+                                  whole["glacier_probability"].values)  # fmt: skip
+
+
+def test_cog_overviews_average_probabilities_and_sample_the_mask(tmp_path):
+    """Zoomed-out views of the COGs: probabilities and confidences are the mean of the valid
+    pixels they cover (within [0, 1], NaN only where all are nodata: GDAL's default, cubic,
+    overshoots and spreads NaN), the mask is a sample of the mask's pixels (a class)."""
+    import rasterio
+    import xarray as xr
+
+    from glaviz.inference.sinks import GeoTiffSink
+
+    n = 1100  # over the 512-pixel COG block: overviews at 1/2 and 1/4
+    template = xr.Dataset(coords={"y": 1e6 - 30.0 * np.arange(n), "x": 5e5 + 30.0 * np.arange(n)})
+    template = template.rio.write_crs("EPSG:32645")
+    rng = np.random.default_rng(0)
+    prob = np.where(np.arange(n) % 200 < 100, 0.0, 1.0) * np.ones((n, 1))  # sharp edges
+    prob = np.clip(prob + rng.uniform(0, 0.02, (n, n)), 0, 1).astype("float32")
+    holes = rng.random((n, n)) < 0.05  # scattered nodata
+    prob[holes] = np.nan
+    mask = np.where(holes, 255, rng.random((n, n)) < 0.5).astype("uint8")
+    sink = GeoTiffSink(tmp_path / "o.tif", template, {}, overwrite=False, resume=False)
+    sink.write("b", (0, n, 0, n), {"glacier_probability": prob, "glacier_mask": mask,
+                                   "confidence": prob})  # fmt: skip
+    sink.finalize()
+    expected = np.nanmean(prob.reshape(n // 2, 2, n // 2, 2), axis=(1, 3))
+    for name in ("glacier_probability", "confidence"):
+        with rasterio.open(tmp_path / f"o_{name}.tif", overview_level=0) as src:
+            assert src.shape == (n // 2, n // 2)
+            half = src.read(1)
+        np.testing.assert_allclose(half, expected, atol=1e-6)  # NaN where expected is NaN
+    with rasterio.open(tmp_path / "o_glacier_mask.tif", overview_level=0) as src:
+        half_mask = src.read(1)
+    samples = [mask[a::2, b::2] for a in (0, 1) for b in (0, 1)]
+    assert any(np.array_equal(half_mask, s) for s in samples)
 
 
 def test_outputs_filled_in_row_chunks_equal_the_whole_strip(model, scene, monkeypatch):
