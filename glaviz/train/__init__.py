@@ -2,7 +2,7 @@
 
 from glaviz.train.augment import AUGMENTATIONS, Augmentation
 from glaviz.train.fit import STRATEGIES, WarmRestarts, fit
-from glaviz.train.losses import FocalLoss, deep_supervision_loss
+from glaviz.train.losses import FocalDiceLoss, FocalLoss, deep_supervision_loss
 from glaviz.train.sampling import PatchDataset, epoch_batches, location_vector
 from glaviz.train.strategies import RegionAdaptation, adapt_region, finetune, fit_regional
 from glaviz.train.validation import validate
@@ -11,6 +11,7 @@ __all__ = [
     "AUGMENTATIONS",
     "STRATEGIES",
     "Augmentation",
+    "FocalDiceLoss",
     "FocalLoss",
     "PatchDataset",
     "RegionAdaptation",
