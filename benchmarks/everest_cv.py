@@ -17,7 +17,7 @@ precision, recall, F1, area deviation. Fixed seeds. Prints a table and one JSON 
 
 Recipe variants for comparisons (README, accuracy section): ``--batches`` trains a fixed number
 of batches instead of a time budget (so that variants compare on a busy machine), and
-``--patch-size``/``--batch-size``, ``--augment strong``, ``--loss focal+dice``, ``--derived``
+``--patch-size``/``--batch-size``, ``--augment strong``, ``--loss focal``, ``--derived``
 (NDVI, NDWI and texture as extra channels; the threshold baseline keeps the bands) and
 ``--area-weighted`` (training tiles drawn in proportion to their area) change the recipe.
 """
@@ -37,13 +37,12 @@ from glaviz.baselines import fit_threshold
 from glaviz.data import scale
 from glaviz.data.folds import FOLDS, quadrant_folds
 from glaviz.data.samples import sample_scene
-from glaviz.data.tiles import IGNORE
 from glaviz.inference import predict
 from glaviz.metrics import confusion
 from glaviz.models.checkpoint import load_checkpoint
 from glaviz.models.runtime import cpu_summary
 from glaviz.train.augment import Augmentation
-from glaviz.train.losses import FocalLoss
+from glaviz.train.losses import FocalDiceLoss, FocalLoss
 from glaviz.train.presets import fit_small, small_glavitu
 
 
@@ -71,30 +70,14 @@ def batches_per_second(channels: dict[str, int], tiles: list, args) -> float:
     return 8 / (time.perf_counter() - started)
 
 
-class FocalDice(torch.nn.Module):
-    """The preset's focal loss plus ``weight`` x the soft Dice loss of the glacier class over
-    the batch (an IoU-like term: it weighs the classes by their share of errors, not pixels)."""
-
-    def __init__(self, weight: float = 1.0, gamma: float = 2.0) -> None:
-        super().__init__()
-        self.focal = FocalLoss(gamma=gamma, label_smoothing=Augmentation().label_smoothing)
-        self.weight = weight
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        keep = (target != IGNORE).float()
-        p = torch.softmax(logits.float(), 1)[:, 1] * keep
-        t = (target == 1).float() * keep
-        dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
-        return self.focal(logits, target) + self.weight * dice
-
-
 def recipe(args) -> dict:
     """``fit_small`` overrides chosen on the command line (defaults: the preset's)."""
     kw: dict = {"patch_size": args.patch_size, "batch_size": args.batch_size}
-    if args.loss == "focal+dice":
-        kw["loss"] = FocalDice()
+    smoothing = Augmentation().label_smoothing
+    if args.loss == "focal":  # the preset's loss before 2026-12-02
+        kw["loss"] = FocalLoss(label_smoothing=smoothing)
     elif args.loss == "ce+dice":
-        kw["loss"] = FocalDice(gamma=0.0)
+        kw["loss"] = FocalDiceLoss(gamma=0.0, label_smoothing=smoothing)
     if args.augment == "strong":
         kw["augment"] = Augmentation(gamma=0.8, gamma_range=(0.6, 1.5), noise=0.8,
                                      noise_shift_sigma=0.05, occlusion=0.3,
@@ -205,10 +188,10 @@ def main() -> None:
     parser.add_argument("--augment", default="preset", choices=["preset", "strong"])
     parser.add_argument(
         "--loss",
-        default="focal",
-        choices=["focal", "focal+dice", "ce+dice"],
-        help="the preset's focal loss, or plus a soft Dice term of the glacier "
-        "class (with focal or plain cross-entropy)",
+        default="preset",
+        choices=["preset", "focal", "ce+dice"],
+        help="the preset's focal + soft Dice loss, the focal loss alone (the preset before "
+        "2026-12-02), or cross-entropy + soft Dice",
     )
     parser.add_argument(
         "--derived", action="store_true", help="append NDVI, NDWI and texture to the bands"
