@@ -110,7 +110,8 @@ def reliability_diagram(
     after : pandas.DataFrame or (DataFrame, float), optional
         The table after calibration, drawn in a second colour.
     title : str, optional
-        Default: the ECE of each table (:func:`~glaviz.calibration.ece_from_table`).
+        Default: the ECE of each table (:func:`~glaviz.calibration.ece_from_table`), before
+        ``→`` after.
 
     Returns
     -------
@@ -156,7 +157,7 @@ def reliability_diagram(
         ]
     if title is None:
         title = "Reliability: ECE " + (
-            f"before {eces[0]:.4f}, after {eces[1]:.4f}" if after is not None else f"{eces[0]:.4f}"
+            f"{eces[0]:.4f} → {eces[1]:.4f}" if after is not None else f"{eces[0]:.4f}"
         )
     return hv.Overlay(layers).opts(
         title=title, width=420, height=400, xlim=(0, 1), ylim=(0, 1),
@@ -331,13 +332,12 @@ def glacier_deviations(
     bands.append(hv.HSpan(-clean, clean).opts(color="#1f77b4", alpha=0.18, backend="bokeh"))
     bands.append(hv.HLine(0).opts(color="grey", line_width=1, backend="bokeh"))
     n_in = int(within.sum())
-    area = panel("area_deviation_pct", "area deviation (%)", bands).opts(
-        title=f"{n_in} of {len(data)} glaciers within expert uncertainty "
-        f"(±{clean:g} % clean ice" + (f", ±{dirty:g} % debris)" if has_debris else ")"),
-        backend="bokeh",
-    )
-    distance = panel("mean_distance_m", "mean boundary distance (m)", []).opts(
-        title="boundary distance (mean of both directions)", backend="bokeh"
+    band = f"±{clean:g} % clean ice" + (f", ±{dirty:g} % debris" if has_debris else "")
+    area = panel("area_deviation_pct", f"area deviation (%); band {band}", bands).opts(
+        title=f"{n_in} of {len(data)} glaciers within uncertainty", backend="bokeh"
+    )  # titles do not wrap: the bands went to the axis label
+    distance = panel("mean_distance_m", "mean of both directions (m)", []).opts(
+        title="mean boundary distance", backend="bokeh"
     )
     return (area + distance).opts(shared_axes=False, backend="bokeh")
 
@@ -472,10 +472,11 @@ def confidence_histogram(prediction: xr.Dataset, *, bins: int = 50) -> hv.Layout
     labels = {"confidence": "confidence", "glacier_probability": "glacier probability"}
     panels = []
     for (name, c), color in zip(counts.items(), _COLORS):
-        title = f"{labels[name]} ({int(c.sum()):,} valid pixels)"
         style = {"width": 380, "height": 280, "xlim": (0, 1), "tools": ["hover"]}
         hist = hv.Histogram((edges, c), kdims=[(name, labels[name])], vdims=["pixels"])
-        panels.append(hist.opts(color=color, alpha=0.8, title=title, **style, backend="bokeh"))
+        panels.append(hist.opts(color=color, alpha=0.8, title=labels[name],  # titles do not
+                                ylabel=f"pixels (of {int(c.sum()):,} valid)",  # wrap: short
+                                **style, backend="bokeh"))  # fmt: skip
     return hv.Layout(panels).opts(shared_axes=False, backend="bokeh").cols(2)
 
 

@@ -100,7 +100,7 @@ def test_reliability_diagram_plots_the_bins_and_the_ece(scenes, predictions):
 
     (fig,) = _figures(overlay)
     assert fig.title.text == (
-        f"Reliability: ECE before {ece_from_table(before):.4f}, after {ece_from_table(after):.4f}"
+        f"Reliability: ECE {ece_from_table(before):.4f} → {ece_from_table(after):.4f}"
     )
     single = reliability_diagram(before, title="mine")
     assert _figures(single)[0].title.text == "mine"
@@ -375,3 +375,24 @@ def test_thumbnail_grid_small_rasters_unreadable_outputs_and_bad_input(many_resu
         thumbnail_grid(results.drop(columns="status"))
     with pytest.raises(ValueError, match="max_size"):
         thumbnail_grid(results, max_size=0)
+
+
+def test_titles_fit_their_figures(scenes, predictions, per_glacier):
+    """bokeh titles do not wrap: a long one is cut at the figure's edge (the report's histogram
+    and glacier panels were). About 8.7 px per character of the 12 px bold title, and 85 px of
+    axis and margin, as measured in the report rendered by Chromium."""
+    pred = predictions[0]
+    table, _ = reliability(pred, scenes[0])
+    figures = [
+        *_figures(confidence_histogram(pred)),
+        *_figures(glacier_deviations(per_glacier)),
+        *_figures(glacier_deviations(per_glacier.assign(debris=1.0))),
+        *_figures(reliability_diagram(table)),
+        *_figures(reliability_diagram(table, table)),
+        *_figures(reliability_diagram(table, title="Reliability (uncalibrated): ECE 0.732")),
+    ]
+    for fig in figures:
+        assert len(fig.title.text) * 8.7 <= fig.width - 85, fig.title.text
+    ylabels = [f.yaxis[0].axis_label for f in _figures(confidence_histogram(pred))]
+    n_valid = int(pred["valid"].sum())
+    assert ylabels == [f"pixels (of {n_valid:,} valid)"] * 2  # the count moved off the title
