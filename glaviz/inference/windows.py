@@ -260,10 +260,9 @@ def blend_rows(
     # the model starts after reading about one window's columns, and the rest of the row is
     # read meanwhile
     narrow = [x for x in xs if x - xs[0] <= max(window, read_width // 4)]
-    first = [narrow, *_column_groups(xs[len(narrow) :], read_width)] if xs[len(narrow) :] else [xs]
-    groups = {y: first if i == 0 else chunks for i, y in enumerate(ys)}
+    first = [narrow, *_column_groups(xs[len(narrow) :], read_width)]
     rects = [(y, min(y + window, height), g[0], min(g[-1] + window, width))
-             for y in ys for g in groups[y]]  # fmt: skip
+             for y in ys for g in (first if y == ys[0] else chunks)]  # fmt: skip
     reads = _in_order(read, rects, prefetch=prefetch)
     for y in ys:
         if y > top:  # rows top..y are final: no later window reaches them
@@ -278,7 +277,7 @@ def blend_rows(
             yield top, y, out
             top = y
         y1 = min(y + window, height)
-        for group in groups[y]:
+        for group in first if y == ys[0] else chunks:
             t = time.perf_counter()
             x0 = group[0]
             arrays = next(reads)
